@@ -1,0 +1,11 @@
+log {
+  level = "debug"
+}
+
+totp {
+  digits = 8
+}
+
+log {
+  format = "yaml"
+}

@@ -1,0 +1,7 @@
+server "main" {
+  socket = "/run/mfad/mfad.sock"
+}
+
+totp {
+  issuer = var.issuer
+}

@@ -1,0 +1,4 @@
+server {
+  socket = "/run/mfad/mfad.sock"
+  read_timeout "10s"
+}

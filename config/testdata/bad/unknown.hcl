@@ -1,0 +1,9 @@
+server {
+  sokcet = "/run/mfad/mfad.sock"
+}
+
+totp_settings {
+  digits = 6
+}
+
+level = "debug"
