@@ -1,0 +1,65 @@
+// Package store provides mfad's encrypted, durable state: an embedded Badger v4
+// database with JSON values, group-committed transactions, a schema version with
+// migrations, an audit log and encrypted backups.
+//
+// # Encryption
+//
+// Everything Badger writes (WAL, value log, SST tables) is encrypted with AES-256
+// using a key derived from a 32-byte master key by HKDF-SHA256 (DeriveKey with
+// the label "mfad badger v1"). The master key lives outside the database
+// directory in a key file (LoadKey, CreateKey, LoadOrCreateKey) that must not be
+// accessible by group or others. Opening a database with the wrong master key
+// fails with ErrWrongKey. Backups are encrypted separately (see Backup).
+//
+// # Transactions and concurrency
+//
+// A *DB is safe for concurrent use. Update runs its function in a serialisable
+// read-write transaction and retries it when Badger reports a conflict, so a
+// read-modify-write decision (a TOTP step, a recovery code, a failure counter)
+// can succeed for at most one of several concurrent callers. The function may
+// run more than once and must not have side effects outside its *Txn, and it must
+// not call back into the *DB (Restore and Close wait for running transactions).
+// A *Txn must not be used after its function returns or from other goroutines.
+//
+// # Durability
+//
+// Badger is opened with SyncWrites disabled; Update implements group commit
+// instead. After a transaction commits, Update waits until a sync round that
+// started after the commit has completed; a single background goroutine runs
+// rounds back to back while anyone waits, so concurrent committers share one
+// fsync. When Update returns nil, the writes are on stable storage. When it
+// returns an error after the commit (a failed sync, or ctx ending while waiting
+// for the sync) the writes may nevertheless be visible and may survive: callers
+// must treat such an error as "outcome unknown" and fail closed. A sync error is
+// returned to every waiter of that round and logged.
+//
+// A sync round calls badger's DB.Sync, which syncs only the write-ahead log of
+// the active memtable and the active value log file. A memtable (or value log
+// file) that was rotated out between a commit and the sync round would otherwise
+// only become durable when Badger flushes it to an SST table, which happens
+// asynchronously and is not waited for. To close that window, each round then
+// fsyncs every no-longer-active memtable WAL (*.mem) and value log file (*.vlog)
+// in the database directory that it has not synced before; Badger never writes
+// to those files again after rotation, and fsync on a separate descriptor also
+// writes back pages Badger modified through its memory mapping. A WAL that
+// disappears in the meantime was flushed to an SST, which Badger syncs itself.
+// This relies on Badger's file naming, not on its internals.
+//
+// Restore is not atomic with respect to crashes: it marks the directory while it
+// replaces the content, and Open refuses a directory with an interrupted restore
+// (ErrRestoreIncomplete) until a restore completes.
+//
+// # Time
+//
+// Options.Now is the clock seen through Txn.Now and used for audit timestamps.
+// Entry expiry (PutTTL, audit retention) is Badger's TTL mechanism, which always
+// measures against the real wall clock.
+//
+// # Errors
+//
+// Update returns the error of its function unchanged. Other sentinels: ErrClosed,
+// ErrWrongKey, ErrSchemaTooNew, ErrRestoreIncomplete, ErrBadBackup,
+// ErrInsecureKeyFile, ErrBadKeyFile, ErrConflict (retries exhausted) and
+// ErrTxnTooBig (a transaction larger than Badger's batch limit). No error or log
+// line contains a stored value or key material.
+package store

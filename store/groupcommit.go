@@ -1,0 +1,195 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// syncer implements group commit: committers wait for a sync round that starts
+// after they call wait, and one goroutine runs rounds back to back while anyone
+// is waiting.
+type syncer struct {
+	sync       func() error
+	log        *slog.Logger
+	beforeSync func()
+	onWait     func()
+
+	mu   sync.Mutex
+	next *syncRound // the round that new waiters join; nil if nobody waits
+
+	kick   chan struct{} // capacity 1: "a round is wanted"
+	quit   chan struct{}
+	exited chan struct{}
+	rounds atomic.Uint64
+
+	// synced holds the names of rotated-out WAL and value log files already
+	// fsynced; only the sync goroutine (or Close, after it stopped) uses it.
+	synced map[string]bool
+}
+
+// syncRound is one sync; done is closed once err is set.
+type syncRound struct {
+	done chan struct{}
+	err  error
+}
+
+func newSyncer(syncFn func() error, log *slog.Logger, beforeSync, onWait func()) *syncer {
+	s := &syncer{
+		sync:       syncFn,
+		log:        log,
+		beforeSync: beforeSync,
+		onWait:     onWait,
+		kick:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		exited:     make(chan struct{}),
+		synced:     make(map[string]bool),
+	}
+	go s.run()
+	return s
+}
+
+// wait blocks until a sync round that started after the call has completed and
+// returns that round's error, or until ctx ends.
+func (s *syncer) wait(ctx context.Context) error {
+	s.mu.Lock()
+	r := s.next
+	if r == nil {
+		r = &syncRound{done: make(chan struct{})}
+		s.next = r
+	}
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default: // a round is already wanted
+	}
+	if s.onWait != nil {
+		s.onWait()
+	}
+	select {
+	case <-r.done:
+		if r.err != nil {
+			return fmt.Errorf("syncing: %w", r.err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for sync: %w", ctx.Err())
+	}
+}
+
+func (s *syncer) run() {
+	defer close(s.exited)
+	for {
+		select {
+		case <-s.kick:
+			s.round()
+		case <-s.quit:
+			s.round() // serve anyone who is still waiting
+			return
+		}
+	}
+}
+
+// round takes the waiting round, so later waiters join a new one, and syncs.
+func (s *syncer) round() {
+	s.mu.Lock()
+	r := s.next
+	s.next = nil
+	s.mu.Unlock()
+	if r == nil {
+		return
+	}
+	if s.beforeSync != nil {
+		s.beforeSync()
+	}
+	r.err = s.sync()
+	s.rounds.Add(1)
+	if r.err != nil {
+		s.log.Error("group sync failed", "err", r.err)
+	}
+	close(r.done)
+}
+
+// stop ends the sync goroutine after it served the current waiters. Callers
+// must ensure nobody calls wait afterwards.
+func (s *syncer) stop() {
+	close(s.quit)
+	<-s.exited
+}
+
+// syncRotated fsyncs every memtable WAL (*.mem) and value log file (*.vlog) in
+// dir except the newest of each kind (the active ones, which badger's DB.Sync
+// covers) and except those it already synced. Badger never writes to such a
+// file again once a newer one exists. A file that vanished was flushed into an
+// SST or garbage collected.
+func (s *syncer) syncRotated(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("listing database directory: %w", err)
+	}
+	type file struct {
+		name string
+		id   uint64
+	}
+	files := map[string][]file{} // by extension
+	newest := map[string]uint64{}
+	present := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		name := e.Name()
+		ext := filepath.Ext(name)
+		if ext != ".mem" && ext != ".vlog" {
+			continue
+		}
+		id, err := strconv.ParseUint(strings.TrimSuffix(name, ext), 10, 64)
+		if err != nil {
+			continue
+		}
+		present[name] = true
+		files[ext] = append(files[ext], file{name, id})
+		newest[ext] = max(newest[ext], id)
+	}
+	for name := range s.synced {
+		if !present[name] {
+			delete(s.synced, name)
+		}
+	}
+	for ext, list := range files {
+		for _, f := range list {
+			if f.id == newest[ext] || s.synced[f.name] {
+				continue
+			}
+			if err := fsyncFile(filepath.Join(dir, f.name)); err != nil {
+				return err
+			}
+			s.synced[f.name] = true
+		}
+	}
+	return nil
+}
+
+// fsyncFile fsyncs the file at path; a file that no longer exists is fine.
+func fsyncFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("opening rotated log: %w", err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("syncing rotated log: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,248 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+)
+
+// TestGroupCommitSharesSyncs holds the first sync round of the writers until
+// every writer has committed and is waiting, so that all writers but the ones
+// in the held round share the next one.
+func TestGroupCommitSharesSyncs(t *testing.T) {
+	const writers = 20
+	// A release channel sent to armed makes the next sync round wait for it.
+	armed := make(chan chan struct{}, 1)
+	waiting := make(chan struct{}, writers+1)
+	db := openWith(t, Options{
+		Dir:       t.TempDir(),
+		MasterKey: testMasterKey(1),
+		beforeSync: func() {
+			select {
+			case release := <-armed:
+				<-release
+			default:
+			}
+		},
+		onSyncWait: func() { waiting <- struct{}{} },
+	})
+	<-waiting // Open's schema write
+	opened := db.Stats()
+	release := make(chan struct{})
+	armed <- release
+
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			errs <- db.Update(context.Background(), func(tx *Txn) error {
+				return tx.Put(Key("gc", fmt.Sprint(i)), i)
+			})
+		})
+	}
+	for range writers {
+		<-waiting
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Update: %v", err)
+		}
+	}
+	s := db.Stats()
+	commits, syncs := s.Commits-opened.Commits, s.Syncs-opened.Syncs
+	if commits != writers {
+		t.Errorf("commits = %d, want %d", commits, writers)
+	}
+	if syncs < 1 || syncs > 2 {
+		t.Errorf("%d commits took %d sync rounds, want 1 or 2", commits, syncs)
+	}
+	for i := range writers {
+		var got int
+		err := db.View(func(tx *Txn) error {
+			found, err := tx.Get(Key("gc", fmt.Sprint(i)), &got)
+			if err == nil && !found {
+				err = errors.New("not found")
+			}
+			return err
+		})
+		if err != nil || got != i {
+			t.Errorf("key %d: value %d, %v", i, got, err)
+		}
+	}
+}
+
+func TestGroupCommitConcurrentWriters(t *testing.T) {
+	db := openTestDB(t, t.TempDir())
+	const writers, each = 16, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				errs <- db.Update(context.Background(), func(tx *Txn) error {
+					return tx.Put(Key("w", fmt.Sprint(w), fmt.Sprint(i)), i)
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+	}
+	s := db.Stats()
+	if s.Syncs > s.Commits {
+		t.Errorf("more sync rounds (%d) than commits (%d)", s.Syncs, s.Commits)
+	}
+	t.Logf("%d commits, %d sync rounds", s.Commits, s.Syncs)
+	n := 0
+	err := db.View(func(tx *Txn) error {
+		return tx.Scan(Key("w", ""), false, func([]byte, func(any) error) (bool, error) { n++; return true, nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != writers*each {
+		t.Errorf("%d keys stored, want %d", n, writers*each)
+	}
+}
+
+func TestSyncErrorReachesEveryWaiter(t *testing.T) {
+	errDisk := errors.New("disk on fire")
+	const waiters = 8
+	release := make(chan struct{})
+	waiting := make(chan struct{}, waiters)
+	var hold sync.Once
+	calls := 0
+	s := newSyncer(func() error { calls++; return errDisk }, slog.New(slog.DiscardHandler),
+		func() { hold.Do(func() { <-release }) },
+		func() { waiting <- struct{}{} })
+	defer s.stop()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, waiters)
+	for range waiters {
+		wg.Go(func() { errs <- s.wait(context.Background()) })
+	}
+	for range waiters {
+		<-waiting
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, errDisk) {
+			t.Errorf("waiter got %v, want the sync error", err)
+		}
+	}
+	if got := s.rounds.Load(); got < 1 || got > 2 {
+		t.Errorf("%d rounds for %d waiters, want 1 or 2", got, waiters)
+	}
+}
+
+func TestSyncWaitHonoursContext(t *testing.T) {
+	release := make(chan struct{})
+	s := newSyncer(func() error { return nil }, slog.New(slog.DiscardHandler),
+		func() { <-release }, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("wait = %v, want context.Canceled", err)
+	}
+	close(release)
+	s.stop()
+}
+
+func TestSyncRotated(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"00001.mem", "00002.mem", "00003.mem", "000001.vlog", "000002.vlog", "MANIFEST", "000004.sst", "x.mem"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("data"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &syncer{synced: map[string]bool{}}
+	syncedNames := func() []string {
+		var names []string
+		for n := range s.synced {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return names
+	}
+	steps := []struct {
+		name   string
+		change func() error
+		want   []string
+	}{
+		{"all but the newest of each kind", func() error { return nil },
+			[]string{"000001.vlog", "00001.mem", "00002.mem"}},
+		{"flushed memtable forgotten", func() error { return os.Remove(filepath.Join(dir, "00001.mem")) },
+			[]string{"000001.vlog", "00002.mem"}},
+		{"rotation adds the previous active file", func() error {
+			return os.WriteFile(filepath.Join(dir, "00004.mem"), nil, 0o600)
+		}, []string{"000001.vlog", "00002.mem", "00003.mem"}},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			if err := step.change(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.syncRotated(dir); err != nil {
+				t.Fatalf("syncRotated: %v", err)
+			}
+			if got := syncedNames(); fmt.Sprint(got) != fmt.Sprint(step.want) {
+				t.Errorf("synced = %v, want %v", got, step.want)
+			}
+		})
+	}
+}
+
+// TestSyncAcrossMemtableRotation writes more than a memtable holds, so that
+// sync rounds meet rotated-out WALs, and checks everything survives a reopen.
+func TestSyncAcrossMemtableRotation(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(Options{Dir: dir, MasterKey: testMasterKey(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := make([]byte, 2048) // JSON-encoded as ~2.7 KB of base64
+	const txns, perTxn = 60, 40 // ~6.5 MB, more than one 4 MB memtable
+	for i := range txns {
+		err := db.Update(context.Background(), func(tx *Txn) error {
+			for j := range perTxn {
+				if err := tx.Put(Key("bulk", fmt.Sprintf("%03d-%02d", i, j)), value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Update %d: %v", i, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTestDB(t, dir)
+	n := 0
+	err = db.View(func(tx *Txn) error {
+		return tx.Scan(Key("bulk", ""), false, func([]byte, func(any) error) (bool, error) { n++; return true, nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != txns*perTxn {
+		t.Errorf("%d keys after reopen, want %d", n, txns*perTxn)
+	}
+}

@@ -1,0 +1,366 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// SchemaVersion is the schema version this package writes and understands.
+const SchemaVersion = 1
+
+// maxAttempts bounds how often Update runs its function when commits conflict.
+const maxAttempts = 100
+
+var (
+	// ErrClosed is returned by operations on a closed DB.
+	ErrClosed = errors.New("store is closed")
+	// ErrWrongKey is returned by Open when the master key does not match the
+	// key the database was created with.
+	ErrWrongKey = errors.New("master key does not match the database")
+	// ErrSchemaTooNew is returned by Open (and, wrapped in ErrBadBackup, by
+	// Restore) for data written by a newer mfad with a higher schema version.
+	ErrSchemaTooNew = errors.New("schema version is newer than this program supports")
+	// ErrRestoreIncomplete is returned by Open for a directory in which a
+	// Restore was interrupted; restore the backup again.
+	ErrRestoreIncomplete = errors.New("an interrupted restore left the database incomplete")
+	// ErrConflict is returned by Update when its transaction still conflicted
+	// after all retries. It is badger.ErrConflict.
+	ErrConflict = badger.ErrConflict
+	// ErrTxnTooBig is returned (wrapped) by Txn writes when a transaction grows
+	// beyond Badger's batch limit. It is badger.ErrTxnTooBig.
+	ErrTxnTooBig = badger.ErrTxnTooBig
+)
+
+// Options configures Open.
+type Options struct {
+	// Dir is the Badger directory, created with mode 0700. Ignored when InMemory.
+	Dir string
+	// InMemory keeps everything in memory (for tests); encryption stays on.
+	InMemory bool
+	// MasterKey is the 32-byte master key.
+	MasterKey []byte
+	// Logger receives Badger's warnings and errors and the store's own, with
+	// component=store. Nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for Txn.Now and audit timestamps; time.Now when nil.
+	Now func() time.Time
+	// Rand is the randomness for backup salts; crypto/rand when nil.
+	Rand io.Reader
+
+	// schemaVersion and migrations override SchemaVersion and the built-in
+	// migrations (tests only).
+	schemaVersion int
+	migrations    []Migration
+	// beforeSync, when set, runs at the start of every sync round (tests only).
+	beforeSync func()
+	// onSyncWait, when set, runs whenever an Update starts waiting for a sync
+	// round (tests only).
+	onSyncWait func()
+}
+
+// DB is an open store. It is safe for concurrent use.
+type DB struct {
+	bdb       *badger.DB
+	dir       string // "" when in memory
+	masterKey []byte
+	log       *slog.Logger
+	now       func() time.Time
+	rand      io.Reader
+	version   int
+	migs      []Migration
+
+	syncer   *syncer
+	auditSeq atomic.Uint32
+	commits  atomic.Uint64
+
+	// gate is held shared by every operation and exclusively by Restore and
+	// Close; closed is guarded by it.
+	gate   sync.RWMutex
+	closed bool
+}
+
+// Stats describes the size of the store and the group-commit activity.
+type Stats struct {
+	LSMBytes  int64  // size of the SST tables
+	VLogBytes int64  // size of the value log files
+	Commits   uint64 // write transactions committed by Update since Open
+	Syncs     uint64 // sync rounds run since Open
+}
+
+// restoreMarker is the file that marks a directory whose restore is in progress.
+const restoreMarker = "mfad-restore-incomplete"
+
+// Open opens (creating if needed) the store described by opts. It creates the
+// schema on an empty database, runs pending migrations and refuses
+// (ErrSchemaTooNew) a database with a newer schema. It reads nothing but the
+// schema key, so it is fast however large the database is.
+func Open(opts Options) (*DB, error) {
+	if len(opts.MasterKey) != MasterKeySize {
+		return nil, fmt.Errorf("opening store: master key must be %d bytes", MasterKeySize)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "store")
+	db := &DB{
+		masterKey: append([]byte(nil), opts.MasterKey...),
+		log:       logger,
+		now:       opts.Now,
+		rand:      randOrDefault(opts.Rand),
+		version:   SchemaVersion,
+		migs:      builtinMigrations(),
+	}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	if opts.schemaVersion != 0 {
+		db.version = opts.schemaVersion
+		db.migs = opts.migrations
+	}
+	if !opts.InMemory {
+		if opts.Dir == "" {
+			return nil, errors.New("opening store: no directory")
+		}
+		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("opening store: %w", err)
+		}
+		if _, err := os.Stat(filepath.Join(opts.Dir, restoreMarker)); err == nil {
+			return nil, fmt.Errorf("opening store %s: %w", opts.Dir, ErrRestoreIncomplete)
+		}
+		db.dir = opts.Dir
+	}
+	bdb, err := openBadger(db.dir, opts.InMemory, db.masterKey, logger)
+	if err != nil {
+		return nil, err
+	}
+	db.bdb = bdb
+	db.syncer = newSyncer(db.syncRound, logger, opts.beforeSync, opts.onSyncWait)
+	if err := db.migrate(); err != nil {
+		db.syncer.stop()
+		bdb.Close()
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	return db, nil
+}
+
+// openBadger opens Badger with mfad's encryption and memory settings.
+func openBadger(dir string, inMemory bool, masterKey []byte, logger *slog.Logger) (*badger.DB, error) {
+	bo := badgerOptions(dir, inMemory, DeriveKey(masterKey, "mfad badger v1"), logger)
+	bdb, err := badger.Open(bo)
+	if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+		return nil, fmt.Errorf("opening store: %w", ErrWrongKey)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	return bdb, nil
+}
+
+// badgerOptions returns Badger options tuned for a small appliance: an idle
+// daemon should stay well under 40 MB RSS while 100,000 users fit comfortably.
+func badgerOptions(dir string, inMemory bool, key []byte, logger *slog.Logger) badger.Options {
+	if inMemory {
+		dir = "" // Badger refuses a directory in memory mode
+	}
+	return badger.DefaultOptions(dir).
+		WithInMemory(inMemory).
+		// Durability comes from group commit (see the package documentation).
+		WithSyncWrites(false).
+		WithEncryptionKey(key).
+		// A fresh data key (encrypted with key) is generated weekly.
+		WithEncryptionKeyRotationDuration(7 * 24 * time.Hour).
+		// Each memtable is a Go-heap arena of MemTableSize + 15% (the largest
+		// transaction) plus a WAL mapping of twice the size; the default 64 MB
+		// (x5 memtables) would dwarf everything else. 4 MB holds tens of
+		// thousands of small entries and limits a transaction to ~600 KB.
+		WithMemTableSize(4 << 20).
+		// One active memtable plus one being flushed.
+		WithNumMemtables(2).
+		// Values must stay below 15% of the memtable; anything this large goes
+		// to the value log instead of the LSM tree.
+		WithValueThreshold(256 << 10).
+		// Decrypted (and decompressed) blocks; default 256 MB. Mandatory with
+		// encryption. The working set (user records, counters) is small.
+		WithBlockCacheSize(8 << 20).
+		// Decrypted table indexes and bloom filters; without this cache every
+		// lookup re-decrypts them. 100,000 users need well under 2 MB.
+		WithIndexCacheSize(4 << 20).
+		// SSTs of 2 MB, flushed from 4 MB memtables; a small L0 keeps lookups
+		// touching few tables (default 5, stall at 15).
+		WithBaseTableSize(2 << 20).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		// The value log is rarely used (see ValueThreshold); files are mapped at
+		// twice their size, so keep them small (default 1 GB).
+		WithValueLogFileSize(16 << 20).
+		// Two is the minimum that keeps L0 from starving (default 4).
+		WithNumCompactors(2).
+		// Goroutines used by streams (Backup); default 8.
+		WithNumGoroutines(2).
+		// Badger's expvar metrics are not exported by mfad.
+		WithMetricsEnabled(false).
+		WithLogger(badgerLogger{logger}).
+		WithCompression(options.None)
+}
+
+// Close makes all writes durable and closes the database. It waits for running
+// operations to finish. Calling Close again returns nil.
+func (db *DB) Close() error {
+	db.gate.Lock()
+	defer db.gate.Unlock()
+	if db.closed {
+		return nil
+	}
+	return db.closeLocked()
+}
+
+// closeLocked is Close for a caller holding the gate exclusively.
+func (db *DB) closeLocked() error {
+	db.closed = true
+	db.syncer.stop()
+	err := db.syncRound()
+	if cerr := db.bdb.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("closing store: %w", err)
+	}
+	return nil
+}
+
+// Badger returns the underlying Badger database, for statistics and tests only.
+func (db *DB) Badger() *badger.DB { return db.bdb }
+
+// Stats returns the current sizes and group-commit counters.
+func (db *DB) Stats() Stats {
+	lsm, vlog := db.bdb.Size()
+	return Stats{
+		LSMBytes:  lsm,
+		VLogBytes: vlog,
+		Commits:   db.commits.Load(),
+		Syncs:     db.syncer.rounds.Load(),
+	}
+}
+
+// enter admits an operation unless the DB is closed; the caller must call the
+// returned function when done.
+func (db *DB) enter() (func(), error) {
+	db.gate.RLock()
+	if db.closed {
+		db.gate.RUnlock()
+		return nil, ErrClosed
+	}
+	return db.gate.RUnlock, nil
+}
+
+// Update runs fn in a read-write transaction and commits it. On a commit
+// conflict it runs fn again (up to 100 attempts, with a short randomised
+// backoff that honours ctx). After a commit that wrote anything it waits for a
+// group sync: when Update returns nil the writes are durable. An error returned
+// by fn aborts the transaction and is returned unchanged. See the package
+// documentation for errors that happen after the commit.
+func (db *DB) Update(ctx context.Context, fn func(*Txn) error) error {
+	leave, err := db.enter()
+	if err != nil {
+		return err
+	}
+	defer leave()
+	return db.update(ctx, fn)
+}
+
+// update is Update without the gate, for callers that hold it.
+func (db *DB) update(ctx context.Context, fn func(*Txn) error) error {
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		wrote, fnErr, commitErr := db.attempt(fn)
+		if fnErr != nil {
+			return fnErr
+		}
+		if commitErr == nil {
+			if !wrote {
+				return nil
+			}
+			db.commits.Add(1)
+			if db.dir == "" {
+				return nil // nothing to sync in memory
+			}
+			return db.syncer.wait(ctx)
+		}
+		if !errors.Is(commitErr, badger.ErrConflict) {
+			return fmt.Errorf("committing: %w", commitErr)
+		}
+		if attempt == maxAttempts {
+			return fmt.Errorf("committing after %d attempts: %w", attempt, commitErr)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// attempt runs fn once in a fresh transaction and commits it.
+func (db *DB) attempt(fn func(*Txn) error) (wrote bool, fnErr, commitErr error) {
+	bt := db.bdb.NewTransaction(true)
+	defer bt.Discard()
+	t := &Txn{bt: bt, db: db}
+	if err := fn(t); err != nil {
+		return false, err, nil
+	}
+	return t.wrote, nil, bt.Commit()
+}
+
+// backoff waits a random time that grows with attempt (50 µs doubling, capped
+// at 10 ms), or until ctx ends.
+func backoff(ctx context.Context, attempt int) error {
+	limit := min(50*time.Microsecond<<min(attempt, 10), 10*time.Millisecond)
+	t := time.NewTimer(rand.N(limit) + 1)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// View runs fn in a read-only transaction. Writes in fn fail.
+func (db *DB) View(fn func(*Txn) error) error {
+	leave, err := db.enter()
+	if err != nil {
+		return err
+	}
+	defer leave()
+	return db.view(fn)
+}
+
+func (db *DB) view(fn func(*Txn) error) error {
+	return db.bdb.View(func(bt *badger.Txn) error {
+		return fn(&Txn{bt: bt, db: db})
+	})
+}
+
+// syncRound makes every committed write durable; see the package documentation.
+func (db *DB) syncRound() error {
+	if db.dir == "" {
+		return nil
+	}
+	if err := db.bdb.Sync(); err != nil {
+		return err
+	}
+	return db.syncer.syncRotated(db.dir)
+}
