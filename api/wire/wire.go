@@ -1,0 +1,187 @@
+// Package wire defines the JSON bodies of mfad's /v1 socket API. The server
+// (package api) and the Go client (package client) share these types; the
+// OpenAPI document api/openapi.yaml describes the same shapes for other
+// languages.
+//
+// Compatibility: fields are only ever added under /v1, never renamed or
+// removed; clients must ignore fields they do not know.
+package wire
+
+import "time"
+
+// Error is the one error shape of the API: {"error":{"code":"...","message":"..."}}.
+type Error struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody carries a stable machine-readable code and a message safe to show.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Stable error codes.
+const (
+	CodeBadRequest       = "bad_request"
+	CodeInvalidJSON      = "invalid_json"
+	CodeTooLarge         = "request_too_large"
+	CodeUnauthorized     = "unauthorized" // caller could not be identified
+	CodeForbidden        = "forbidden"    // caller's role may not do this
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeLoginExpired     = "login_expired"
+	CodeCodeRejected     = "code_rejected"
+	CodeConflict         = "conflict"
+	CodeUnavailable      = "unavailable"
+	CodeInternal         = "internal"
+)
+
+// LoginRequest is the body of POST /v1/login.
+type LoginRequest struct {
+	User        string `json:"user"`
+	Service     string `json:"service,omitempty"`
+	RHost       string `json:"rhost,omitempty"`
+	TTY         string `json:"tty,omitempty"`
+	DeviceToken string `json:"device_token,omitempty"` // reserved for remember-device
+}
+
+// LoginResponse answers POST /v1/login.
+type LoginResponse struct {
+	LoginID   string   `json:"login_id"`
+	Decision  string   `json:"decision"` // allow | challenge | deny
+	Methods   []string `json:"methods"`
+	Default   string   `json:"default,omitempty"`
+	Reason    string   `json:"reason,omitempty"`
+	ExpiresIn int      `json:"expires_in_s"`
+	Prompt    string   `json:"prompt,omitempty"`
+}
+
+// VerifyRequest is the body of POST /v1/login/{id}/verify and, with User set,
+// POST /v1/verify.
+type VerifyRequest struct {
+	User    string `json:"user,omitempty"`
+	Code    string `json:"code"`
+	Method  string `json:"method,omitempty"`
+	Service string `json:"service,omitempty"`
+	RHost   string `json:"rhost,omitempty"`
+}
+
+// VerifyResponse answers a verification.
+type VerifyResponse struct {
+	Result            string `json:"result"` // ok | fail | locked
+	Method            string `json:"method,omitempty"`
+	AttemptsLeft      *int   `json:"attempts_left,omitempty"`
+	RetryAfter        *int   `json:"retry_after_s,omitempty"`
+	Reason            string `json:"reason,omitempty"` // invalid | clock_drift
+	Message           string `json:"message,omitempty"`
+	RecoveryRemaining *int   `json:"recovery_codes_left,omitempty"`
+	RecoveryLow       bool   `json:"recovery_codes_low,omitempty"`
+}
+
+// User answers GET /v1/users/{user}.
+type User struct {
+	User        string     `json:"user"`
+	Created     time.Time  `json:"created"`
+	Factors     []Factor   `json:"factors"`
+	Recovery    *Recovery  `json:"recovery_codes,omitempty"`
+	Failures    int        `json:"failures"`
+	LockedUntil *time.Time `json:"locked_until,omitempty"`
+}
+
+// Factor describes one enrolled factor, never its secret.
+type Factor struct {
+	ID        string     `json:"id"`
+	Type      string     `json:"type"`
+	Status    string     `json:"status"` // pending | active
+	Label     string     `json:"label,omitempty"`
+	Created   time.Time  `json:"created"`
+	Confirmed *time.Time `json:"confirmed,omitempty"`
+	LastUsed  *time.Time `json:"last_used,omitempty"`
+}
+
+// Recovery describes a user's recovery-code set.
+type Recovery struct {
+	Total     int       `json:"total"`
+	Remaining int       `json:"remaining"`
+	Created   time.Time `json:"created"`
+}
+
+// TOTPEnrollRequest is the body of POST /v1/users/{user}/totp.
+type TOTPEnrollRequest struct {
+	Label string `json:"label,omitempty"`
+}
+
+// TOTPEnrollResponse answers POST /v1/users/{user}/totp. The secret is shown
+// once; the factor stays pending until confirmed.
+type TOTPEnrollResponse struct {
+	FactorID   string `json:"factor_id"`
+	Secret     string `json:"secret"` // base32
+	OTPAuthURI string `json:"otpauth_uri"`
+	QRPNG      []byte `json:"qr_png"` // base64 in JSON
+	ExpiresIn  int    `json:"expires_in_s"`
+}
+
+// CodeRequest is the body of .../confirm.
+type CodeRequest struct {
+	Code string `json:"code"`
+}
+
+// ConfirmResponse answers a confirmation.
+type ConfirmResponse struct {
+	Result string `json:"result"` // ok
+}
+
+// RecoveryCodesResponse answers POST /v1/users/{user}/recovery-codes.
+type RecoveryCodesResponse struct {
+	Codes []string `json:"codes"`
+}
+
+// Status answers GET /v1/status.
+type Status struct {
+	Version   string         `json:"version"`
+	StartedAt time.Time      `json:"started_at"`
+	UptimeS   int64          `json:"uptime_s"`
+	Caller    Caller         `json:"caller"`
+	Store     *StoreStatus   `json:"store,omitempty"`
+	Hardware  HardwareStatus `json:"hardware"`
+}
+
+// Caller is who the daemon thinks is asking.
+type Caller struct {
+	UID   int      `json:"uid"`
+	GID   int      `json:"gid"`
+	PID   int      `json:"pid"`
+	User  string   `json:"user,omitempty"`
+	Roles []string `json:"roles"`
+}
+
+// StoreStatus describes the database (admin callers only).
+type StoreStatus struct {
+	Dir       string `json:"dir,omitempty"`
+	LSMBytes  int64  `json:"lsm_bytes"`
+	VlogBytes int64  `json:"vlog_bytes"`
+	Schema    int    `json:"schema"`
+}
+
+// HardwareStatus lists attached hardware.
+type HardwareStatus struct {
+	Simulated bool `json:"simulated"`
+}
+
+// AuditEvent is one audit log entry.
+type AuditEvent struct {
+	Time      time.Time `json:"time"`
+	User      string    `json:"user,omitempty"`
+	Action    string    `json:"action"`
+	Result    string    `json:"result"`
+	Method    string    `json:"method,omitempty"`
+	CallerUID int       `json:"caller_uid"`
+	Service   string    `json:"service,omitempty"`
+	RHost     string    `json:"rhost,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// AuditResponse answers GET /v1/audit.
+type AuditResponse struct {
+	Events []AuditEvent `json:"events"`
+}

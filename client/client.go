@@ -1,0 +1,239 @@
+// Package client is a small Go client for mfad's /v1 socket API, used by the
+// mfad CLI and usable by any Go login integration.
+//
+// A Client is safe for concurrent use and keeps connections alive. Every
+// method honours its context. API errors are returned as *Error, carrying
+// the HTTP status and the stable error code from package wire.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/mfad/mfad/api/wire"
+)
+
+// DefaultSocket is where the daemon listens under systemd.
+const DefaultSocket = "/run/mfad/mfad.sock"
+
+// Client talks to one daemon over its Unix socket.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// New returns a client for the daemon listening on socket.
+func New(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns:        64,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     time.Minute,
+	}
+	return &Client{socket: socket, hc: &http.Client{Transport: tr}}
+}
+
+// Socket returns the socket path the client uses.
+func (c *Client) Socket() string { return c.socket }
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Error is an error answered by the daemon.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (%s)", e.Message, e.Code) }
+
+// IsCode reports whether err is an API error with the given code.
+func IsCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	resp, err := c.send(ctx, method, path, body, "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decoding answer to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// send performs a request and turns non-2xx answers into *Error.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://mfad"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("talking to mfad at %s: %w", c.socket, unwrapURL(err))
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var e wire.Error
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &e) != nil || e.Error.Code == "" {
+		return nil, &Error{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: http.StatusText(resp.StatusCode)}
+	}
+	return nil, &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+}
+
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// Status returns the daemon's status.
+func (c *Client) Status(ctx context.Context) (*wire.Status, error) {
+	var out wire.Status
+	return &out, c.do(ctx, "GET", "/v1/status", nil, &out)
+}
+
+// Login starts a login (login role).
+func (c *Client) Login(ctx context.Context, req wire.LoginRequest) (*wire.LoginResponse, error) {
+	var out wire.LoginResponse
+	return &out, c.do(ctx, "POST", "/v1/login", req, &out)
+}
+
+// LoginVerify verifies a code for a login started with Login.
+func (c *Client) LoginVerify(ctx context.Context, loginID, code, method string) (*wire.VerifyResponse, error) {
+	var out wire.VerifyResponse
+	return &out, c.do(ctx, "POST", "/v1/login/"+esc(loginID)+"/verify", wire.VerifyRequest{Code: code, Method: method}, &out)
+}
+
+// Verify checks a code for a user in one step (login role).
+func (c *Client) Verify(ctx context.Context, req wire.VerifyRequest) (*wire.VerifyResponse, error) {
+	var out wire.VerifyResponse
+	return &out, c.do(ctx, "POST", "/v1/verify", req, &out)
+}
+
+// User returns a user's enrollment.
+func (c *Client) User(ctx context.Context, user string) (*wire.User, error) {
+	var out wire.User
+	return &out, c.do(ctx, "GET", "/v1/users/"+esc(user), nil, &out)
+}
+
+// DeleteUser removes a user and all their factors (admin).
+func (c *Client) DeleteUser(ctx context.Context, user string) error {
+	return c.do(ctx, "DELETE", "/v1/users/"+esc(user), nil, nil)
+}
+
+// EnrollTOTP creates a pending TOTP factor.
+func (c *Client) EnrollTOTP(ctx context.Context, user, label string) (*wire.TOTPEnrollResponse, error) {
+	var out wire.TOTPEnrollResponse
+	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/totp", wire.TOTPEnrollRequest{Label: label}, &out)
+}
+
+// ConfirmTOTP activates a pending TOTP factor with its first code.
+func (c *Client) ConfirmTOTP(ctx context.Context, user, factorID, code string) error {
+	return c.do(ctx, "POST", "/v1/users/"+esc(user)+"/totp/"+esc(factorID)+"/confirm", wire.CodeRequest{Code: code}, nil)
+}
+
+// GenerateRecoveryCodes replaces the user's recovery codes with a new set.
+func (c *Client) GenerateRecoveryCodes(ctx context.Context, user string) (*wire.RecoveryCodesResponse, error) {
+	var out wire.RecoveryCodesResponse
+	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/recovery-codes", struct{}{}, &out)
+}
+
+// DeleteFactor removes one factor.
+func (c *Client) DeleteFactor(ctx context.Context, user, factorID string) error {
+	return c.do(ctx, "DELETE", "/v1/users/"+esc(user)+"/factors/"+esc(factorID), nil, nil)
+}
+
+// AuditQuery filters Audit; zero fields match everything.
+type AuditQuery struct {
+	User, Action string
+	Since, Until time.Time
+	Limit        int
+}
+
+// Audit returns audit events, newest first.
+func (c *Client) Audit(ctx context.Context, q AuditQuery) (*wire.AuditResponse, error) {
+	v := url.Values{}
+	if q.User != "" {
+		v.Set("user", q.User)
+	}
+	if q.Action != "" {
+		v.Set("action", q.Action)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", fmt.Sprint(q.Limit))
+	}
+	var out wire.AuditResponse
+	path := "/v1/audit"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	return &out, c.do(ctx, "GET", path, nil, &out)
+}
+
+// Backup streams an encrypted backup of the whole store into w (admin).
+func (c *Client) Backup(ctx context.Context, w io.Writer) error {
+	resp, err := c.send(ctx, "GET", "/v1/backup", nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("receiving backup: %w", err)
+	}
+	return nil
+}
+
+// Restore replaces the store's content with a backup read from r (admin).
+// The daemon validates the whole backup before touching live data.
+func (c *Client) Restore(ctx context.Context, r io.Reader) error {
+	resp, err := c.send(ctx, "POST", "/v1/restore", r, "application/octet-stream")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}

@@ -1,0 +1,444 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mfad/mfad/api/wire"
+	"github.com/mfad/mfad/otp"
+)
+
+// These tests build the real binary and drive it as an operator and a
+// login stack would: `mfad serve` on a temporary state directory and socket,
+// and the client verbs against it.
+
+var mfadBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mfad-bin-")
+	if err != nil {
+		panic(err)
+	}
+	_ = os.Chmod(dir, 0o755) // the role test runs the binary as nobody
+	mfadBin = filepath.Join(dir, "mfad")
+	out, err := exec.Command("go", "build", "-o", mfadBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building mfad: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type daemonProc struct {
+	t      *testing.T
+	dir    string
+	config string
+	socket string
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+}
+
+// newDaemonDir makes a state directory and a config file for it. extra is
+// appended to the config.
+func newDaemonDir(t *testing.T, extra string) *daemonProc {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mfad-e2e-") // short: socket paths are limited to 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	_ = os.Chmod(dir, 0o755)
+	d := &daemonProc{t: t, dir: dir, socket: filepath.Join(dir, "mfad.sock"), config: filepath.Join(dir, "config.hcl")}
+	d.writeConfig(extra)
+	return d
+}
+
+func (d *daemonProc) writeConfig(extra string) {
+	cfg := fmt.Sprintf("server {\n  socket = %q\n}\nstorage {\n  dir = %q\n}\n%s", d.socket, filepath.Join(d.dir, "state"), extra)
+	if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// start runs `mfad serve` and waits until it answers.
+func (d *daemonProc) start() {
+	d.t.Helper()
+	d.stderr = &bytes.Buffer{}
+	d.cmd = exec.Command(mfadBin, "serve", "--config", d.config)
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Cleanup(func() { d.stop() })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("unix", d.socket); err == nil {
+			c.Close()
+			return
+		}
+		if d.cmd.ProcessState != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.t.Fatalf("daemon did not start; stderr:\n%s", d.stderr)
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemonProc) stop() {
+	if d.cmd == nil || d.cmd.Process == nil || d.cmd.ProcessState != nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			d.t.Errorf("daemon exited with %v; stderr:\n%s", err, d.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		_ = d.cmd.Process.Kill()
+		d.t.Errorf("daemon did not stop on SIGTERM")
+	}
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs a client verb against the daemon's socket.
+func (d *daemonProc) run(stdin string, args ...string) result {
+	d.t.Helper()
+	return runWith(d.t, nil, stdin, append([]string{"--socket", d.socket}, args...)...)
+}
+
+func runWith(t *testing.T, attr *syscall.SysProcAttr, stdin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(mfadBin, args...)
+	cmd.SysProcAttr = attr
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("running mfad %v: %v", args, err)
+	}
+	return r
+}
+
+func (r result) mustOK(t *testing.T) result {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+func decodeJSON(t *testing.T, r result, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, r.stdout)
+	}
+}
+
+func totpCode(t *testing.T, secret string, offset int) string {
+	t.Helper()
+	s, err := otp.ParseBase32(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := otp.Params{Digits: 6, Period: 30 * time.Second, Algorithm: "SHA1"}
+	return otp.Code(s, uint64(int64(otp.Counter(time.Now(), p))+int64(offset)), p)
+}
+
+// enroll enrolls a TOTP factor through the CLI and returns the secret.
+func (d *daemonProc) enroll(t *testing.T, user string) string {
+	t.Helper()
+	var e struct {
+		FactorID, Secret, OTPAuthURI string
+	}
+	r := d.run("", "totp", "enroll", user, "--no-confirm", "--json").mustOK(t)
+	var raw map[string]string
+	decodeJSON(t, r, &raw)
+	e.FactorID, e.Secret, e.OTPAuthURI = raw["factor_id"], raw["secret"], raw["otpauth_uri"]
+	if e.FactorID == "" || e.Secret == "" || !strings.HasPrefix(e.OTPAuthURI, "otpauth://totp/") {
+		t.Fatalf("enroll output %q", r.stdout)
+	}
+	d.run("", "totp", "confirm", user, e.FactorID, totpCode(t, e.Secret, -1)).mustOK(t)
+	return e.Secret
+}
+
+func TestCLIEndToEnd(t *testing.T) {
+	d := newDaemonDir(t, "")
+	d.start()
+
+	var st wire.Status
+	decodeJSON(t, d.run("", "status", "--json").mustOK(t), &st)
+	if st.Caller.UID != os.Getuid() || st.Store == nil {
+		t.Fatalf("status %+v", st)
+	}
+	if r := d.run("", "status").mustOK(t); !strings.Contains(r.stdout, "schema 1") {
+		t.Fatalf("human status: %s", r.stdout)
+	}
+
+	secret := d.enroll(t, "alice")
+	code := totpCode(t, secret, 0)
+	if r := d.run("", "verify", "alice", code); r.code != 0 || !strings.Contains(r.stdout, "accepted") {
+		t.Fatalf("verify: %+v", r)
+	}
+	if r := d.run("", "verify", "alice", code); r.code != 1 {
+		t.Fatalf("replayed code: exit %d, want 1\n%s", r.code, r.stdout)
+	}
+	if r := d.run("", "verify", "nobody-here", code); r.code != 1 {
+		t.Fatalf("unknown user: exit %d, want 1", r.code)
+	}
+
+	var rc wire.RecoveryCodesResponse
+	decodeJSON(t, d.run("", "recovery-codes", "generate", "alice", "--json").mustOK(t), &rc)
+	if len(rc.Codes) != 8 {
+		t.Fatalf("codes: %v", rc.Codes)
+	}
+	// The interactive login flow, answering the prompt on stdin.
+	r := d.run(rc.Codes[0]+"\n", "login", "alice", "--service", "sshd", "--rhost", "192.0.2.7").mustOK(t)
+	if !strings.Contains(r.stdout, "accepted (recovery)") || !strings.Contains(r.stdout, "7 recovery codes left") {
+		t.Fatalf("login output: %s %s", r.stdout, r.stderr)
+	}
+	// A wrong code, then the right one, in one login.
+	r = d.run("000000\n"+totpCode(t, secret, 1)+"\n", "login", "alice").mustOK(t)
+	if !strings.Contains(r.stdout, "rejected") || !strings.Contains(r.stdout, "accepted (totp)") {
+		t.Fatalf("login with a retry: %s", r.stdout)
+	}
+
+	var u wire.User
+	decodeJSON(t, d.run("", "user", "show", "alice", "--json").mustOK(t), &u)
+	if len(u.Factors) != 1 || u.Factors[0].Status != "active" || u.Recovery.Remaining != 7 {
+		t.Fatalf("user: %+v", u)
+	}
+	if r := d.run("", "user", "show", "alice").mustOK(t); !strings.Contains(r.stdout, "7 of 8 left") {
+		t.Fatalf("user show: %s", r.stdout)
+	}
+
+	var a wire.AuditResponse
+	decodeJSON(t, d.run("", "audit", "alice", "--json").mustOK(t), &a)
+	actions := map[string]bool{}
+	for _, e := range a.Events {
+		actions[e.Action+"/"+e.Result] = true
+	}
+	for _, want := range []string{"totp.enroll/pending", "totp.confirm/ok", "verify/ok", "verify/fail", "recovery.generate/ok"} {
+		if !actions[want] {
+			t.Errorf("audit lacks %s: %v", want, actions)
+		}
+	}
+
+	// Backup, delete, restore.
+	backup := filepath.Join(d.dir, "backup.mfad")
+	d.run("", "backup", backup).mustOK(t)
+	if b, _ := os.ReadFile(backup); bytes.Contains(b, []byte("alice")) {
+		t.Fatal("backup file holds plaintext")
+	}
+	d.run("", "user", "delete", "alice").mustOK(t)
+	if r := d.run("", "user", "show", "alice"); r.code == 0 {
+		t.Fatal("deleted user still shown")
+	}
+	d.run("", "restore", backup, "--yes").mustOK(t)
+	d.run("", "user", "show", "alice").mustOK(t)
+
+	// No secret or code in the daemon's log.
+	d.stop()
+	logs := d.stderr.String()
+	for _, s := range append([]string{secret, code}, rc.Codes...) {
+		if strings.Contains(logs, s) {
+			t.Fatalf("daemon log contains a secret or code")
+		}
+	}
+	// The daemon is down: verify says "error" (2), not "rejected".
+	if r := d.run("", "verify", "alice", code); r.code != 2 {
+		t.Fatalf("daemon down: exit %d, want 2", r.code)
+	}
+}
+
+func TestStateSurvivesRestart(t *testing.T) {
+	d := newDaemonDir(t, "lockout {\n  max_failures = 3\n}\n")
+	d.start()
+	secret := d.enroll(t, "bob")
+	code := totpCode(t, secret, 0)
+	d.run("", "verify", "bob", code).mustOK(t)
+	d.run("", "verify", "bob", "111111")
+	d.run("", "verify", "bob", "222222")
+	d.stop()
+
+	// The key file was generated with mode 0600 outside the database dir.
+	fi, err := os.Stat(filepath.Join(d.dir, "state", "mfad.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+
+	d.start()
+	if r := d.run("", "verify", "bob", code); r.code != 1 {
+		t.Fatalf("replay after restart accepted")
+	}
+	var v wire.VerifyResponse
+	decodeJSON(t, d.run("", "verify", "bob", totpCode(t, secret, 1), "--json"), &v)
+	if v.Result != "locked" {
+		t.Fatalf("third failure should have locked across the restart; got %+v", v)
+	}
+}
+
+func TestReloadOnSIGHUP(t *testing.T) {
+	d := newDaemonDir(t, "")
+	d.start()
+	d.enroll(t, "carol")
+	var v wire.VerifyResponse
+	decodeJSON(t, d.run("", "verify", "carol", "000000", "--json"), &v)
+	if *v.AttemptsLeft != 4 {
+		t.Fatalf("attempts left %d", *v.AttemptsLeft)
+	}
+	d.writeConfig("lockout {\n  max_failures = 10\n}\n")
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(d.stderr.String(), "configuration reloaded") })
+	decodeJSON(t, d.run("", "verify", "carol", "000000", "--json"), &v)
+	if *v.AttemptsLeft != 8 {
+		t.Fatalf("after reload: attempts left %d, want 8", *v.AttemptsLeft)
+	}
+	// A broken config is refused as a whole; the daemon keeps running.
+	if err := os.WriteFile(d.config, []byte("lockout {\n  max_failures = \"many\"\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, func() bool { return strings.Contains(d.stderr.String(), "reload refused") })
+	decodeJSON(t, d.run("", "verify", "carol", "000000", "--json"), &v)
+	if *v.AttemptsLeft != 7 {
+		t.Fatalf("after a refused reload: attempts left %d, want 7", *v.AttemptsLeft)
+	}
+	var a wire.AuditResponse
+	decodeJSON(t, d.run("", "audit", "--action", "config.reload", "--json").mustOK(t), &a)
+	if len(a.Events) != 2 || a.Events[0].Result != "fail" || a.Events[1].Result != "ok" {
+		t.Fatalf("reload audit: %+v", a.Events)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition not met within 5s")
+}
+
+func TestRefusesLiveSocket(t *testing.T) {
+	d := newDaemonDir(t, "")
+	d.start()
+	second := exec.Command(mfadBin, "serve", "--config", d.config)
+	out, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another daemon is listening") {
+		t.Fatalf("second daemon: %v\n%s", err, out)
+	}
+	// The first one still answers.
+	d.run("", "status").mustOK(t)
+}
+
+func TestStaleSocketIsReplaced(t *testing.T) {
+	d := newDaemonDir(t, "")
+	d.start()
+	_ = d.cmd.Process.Kill() // leaves the socket file behind
+	_ = d.cmd.Wait()
+	if _, err := os.Stat(d.socket); err != nil {
+		t.Fatalf("expected a stale socket: %v", err)
+	}
+	d.start()
+	d.run("", "status").mustOK(t)
+}
+
+func TestCheckConfig(t *testing.T) {
+	ok := runWith(t, nil, "", "check-config", "--config", "../../config.hcl.example")
+	if ok.code != 0 || !strings.Contains(ok.stdout, "valid") {
+		t.Fatalf("example config: %+v", ok)
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.hcl")
+	os.WriteFile(bad, []byte("totp {\n  digits = 7\n  period = \"soon\"\n}\nmodem \"x\" {}\n"), 0o644)
+	r := runWith(t, nil, "", "check-config", bad)
+	if r.code != 1 {
+		t.Fatalf("bad config: exit %d", r.code)
+	}
+	for _, want := range []string{"bad.hcl:2:12: Error", "bad.hcl:3:12: Error", "bad.hcl:5:1: Error", "digits", "period", "^^^^"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("diagnostics lack %q:\n%s", want, r.stderr)
+		}
+	}
+}
+
+func TestDemo(t *testing.T) {
+	r := runWith(t, nil, "", "demo").mustOK(t)
+	for _, want := range []string{"Replay the same code", "-> fail", "recovery codes left", "demo finished"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+// A caller of the wrong role is refused over the real socket, identified
+// by SO_PEERCRED. Needs root to run the client as another uid.
+func TestWrongRoleRefusedOverSocket(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as another user (uid nobody)")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody on this system")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	grp, err := user.LookupGroupId(nobody.Gid)
+	if err != nil {
+		t.Skip("nobody's group is unknown")
+	}
+	d := newDaemonDir(t, "")
+	cfg := fmt.Sprintf("server {\n  socket = %q\n  socket_group = %q\n}\nstorage {\n  dir = %q\n}\n", d.socket, grp.Name, filepath.Join(d.dir, "state"))
+	os.WriteFile(d.config, []byte(cfg), 0o644)
+	d.start()
+	d.enroll(t, "alice")
+
+	asNobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	r := runWith(t, asNobody, "", "--socket", d.socket, "verify", "alice", "123456")
+	if r.code != 2 || !strings.Contains(r.stderr, "forbidden") {
+		t.Fatalf("verify as nobody: exit %d, stderr %s", r.code, r.stderr)
+	}
+	r = runWith(t, asNobody, "", "--socket", d.socket, "user", "show", "alice")
+	if r.code == 0 || !strings.Contains(r.stderr, "your own user") {
+		t.Fatalf("user show alice as nobody: %+v", r)
+	}
+	r = runWith(t, asNobody, "", "--socket", d.socket, "status", "--json")
+	var st wire.Status
+	decodeJSON(t, r.mustOK(t), &st)
+	if st.Caller.UID != uid || len(st.Caller.Roles) != 1 || st.Caller.Roles[0] != "self" || st.Store != nil {
+		t.Fatalf("status as nobody: %+v", st)
+	}
+	// nobody may manage itself.
+	runWith(t, asNobody, "", "--socket", d.socket, "totp", "enroll", "nobody", "--no-confirm", "--json").mustOK(t)
+}
