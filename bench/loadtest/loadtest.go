@@ -236,7 +236,14 @@ type daemonProc struct {
 	ready   time.Duration
 	peakRSS int64
 	done    chan struct{}
-	stderr  *strings.Builder
+	mu      sync.Mutex
+	stderr  strings.Builder // guarded by mu
+}
+
+func (d *daemonProc) log() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stderr.String()
 }
 
 // startDaemon runs `mfad serve` with NOTIFY_SOCKET pointing at a datagram
@@ -253,7 +260,7 @@ func startDaemon(bin, cfgPath, socket, dir string) (*daemonProc, error) {
 	defer os.Remove(notify)
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify)
-	d := &daemonProc{cmd: cmd, done: make(chan struct{}), stderr: &strings.Builder{}}
+	d := &daemonProc{cmd: cmd, done: make(chan struct{})}
 	stderr, _ := cmd.StderrPipe()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -262,9 +269,11 @@ func startDaemon(bin, cfgPath, socket, dir string) (*daemonProc, error) {
 	go func() {
 		s := bufio.NewScanner(stderr)
 		for s.Scan() {
+			d.mu.Lock()
 			if d.stderr.Len() < 1<<16 {
 				d.stderr.WriteString(s.Text() + "\n")
 			}
+			d.mu.Unlock()
 		}
 		_ = cmd.Wait()
 		close(d.done)
@@ -283,7 +292,7 @@ func startDaemon(bin, cfgPath, socket, dir string) (*daemonProc, error) {
 			}
 			if exited || time.Now().After(deadline) {
 				d.kill()
-				return nil, fmt.Errorf("no READY=1 from the daemon (exited: %v):\n%s", exited, d.stderr.String())
+				return nil, fmt.Errorf("no READY=1 from the daemon (exited: %v):\n%s", exited, d.log())
 			}
 			continue
 		}
@@ -385,8 +394,9 @@ func load(socket string, secrets []otp.Secret, o Options, stopAt, killAt time.Ti
 	lats := make([][]time.Duration, o.Clients)
 	var wg sync.WaitGroup
 	start := time.Now()
-	stopRSS := make(chan struct{})
+	stopRSS, rssDone := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(rssDone)
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -468,6 +478,7 @@ func load(socket string, secrets []otp.Secret, o Options, stopAt, killAt time.Ti
 	wg.Wait()
 	elapsed := time.Since(start)
 	close(stopRSS)
+	<-rssDone
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)

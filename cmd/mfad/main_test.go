@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +50,26 @@ type daemonProc struct {
 	config string
 	socket string
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for the exec goroutine writing and the
+// test reading at the same time.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // newDaemonDir makes a state directory and a config file for it. extra is
@@ -77,7 +97,7 @@ func (d *daemonProc) writeConfig(extra string) {
 // start runs `mfad serve` and waits until it answers.
 func (d *daemonProc) start() {
 	d.t.Helper()
-	d.stderr = &bytes.Buffer{}
+	d.stderr = &syncBuffer{}
 	d.cmd = exec.Command(mfadBin, "serve", "--config", d.config)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
