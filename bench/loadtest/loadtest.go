@@ -46,6 +46,8 @@ type Report struct {
 	Ready              time.Duration
 	IdleRSSKB          int64
 	LoadRSSKB          int64
+	// CPU time the daemon and this load generator used during the load.
+	DaemonCPU, ClientCPU time.Duration
 	Verifications      int64
 	OK, Fail, Other    int64
 	Elapsed            time.Duration
@@ -67,6 +69,11 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "verifications: %d in %s = %.0f/s (ok %d, fail %d, other %d)\n", r.Verifications, r.Elapsed.Round(time.Millisecond),
 		float64(r.Verifications)/r.Elapsed.Seconds(), r.OK, r.Fail, r.Other)
 	fmt.Fprintf(w, "latency: p50 %s  p90 %s  p99 %s  max %s\n", r.P50, r.P90, r.P99, r.Max)
+	if r.Verifications > 0 {
+		fmt.Fprintf(w, "cpu per verification: daemon %s, load generator %s (daemon %.2f cores, generator %.2f cores)\n",
+			r.DaemonCPU/time.Duration(r.Verifications), r.ClientCPU/time.Duration(r.Verifications),
+			r.DaemonCPU.Seconds()/r.Elapsed.Seconds(), r.ClientCPU.Seconds()/r.Elapsed.Seconds())
+	}
 	if r.Crashed {
 		fmt.Fprintf(w, "crash test: SIGKILL under load; %d acknowledged ok and %d acknowledged failures checked after restart: %d problems\n",
 			r.AckedOK, r.AckedFail, r.CrashProblems)
@@ -145,7 +152,9 @@ func Run(o Options) (*Report, error) {
 	if o.Crash {
 		killAt = time.Now().Add(o.Duration / 2)
 	}
+	daemonCPU0, clientCPU0 := procCPU(d.cmd.Process.Pid), selfCPU()
 	lat, counts, elapsed := load(socket, secrets, o, stopAt, killAt, d, acks)
+	rep.DaemonCPU, rep.ClientCPU = procCPU(d.cmd.Process.Pid)-daemonCPU0, selfCPU()-clientCPU0
 	rep.LoadRSSKB = d.peakRSS
 	rep.Elapsed = elapsed
 	rep.OK, rep.Fail, rep.Other = counts[0], counts[1], counts[2]
@@ -338,6 +347,32 @@ func rss(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// procCPU returns the user+system CPU time of pid (0 when unreadable).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may contain spaces) start at ") ".
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clkTck
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func machine() string {

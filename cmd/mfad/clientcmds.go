@@ -373,7 +373,7 @@ func newLogin(g *globals) *cobra.Command {
 			fmt.Fprintf(cmd.ErrOrStderr(), "decision: %s (methods: %s)\n", l.Decision, strings.Join(l.Methods, ", "))
 			switch l.Decision {
 			case "allow":
-				return nil
+				return g.output(out, l, func() {})
 			case "deny":
 				return &exitError{code: 1, err: fmt.Errorf("login denied: %s", l.Reason)}
 			}
@@ -387,7 +387,12 @@ func newLogin(g *globals) *cobra.Command {
 				if err != nil {
 					return &exitError{code: 2, err: err}
 				}
-				printVerification(out, v)
+				if v.Result != "fail" || !g.json {
+					// With --json only the final answer is printed.
+					_ = g.output(out, v, func() { printVerification(out, v) })
+				} else {
+					fmt.Fprintln(cmd.ErrOrStderr(), v.Message)
+				}
 				switch v.Result {
 				case "ok":
 					return nil

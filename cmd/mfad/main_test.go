@@ -462,3 +462,76 @@ func TestWrongRoleRefusedOverSocket(t *testing.T) {
 	// nobody may manage itself.
 	runWith(t, asNobody, "", "--socket", d.socket, "totp", "enroll", "nobody", "--no-confirm", "--json").mustOK(t)
 }
+
+// Under systemd: the daemon takes the socket systemd passes (LISTEN_FDS),
+// says READY=1 once it serves, pings the watchdog, and says STOPPING=1 on
+// SIGTERM.
+func TestSystemdIntegration(t *testing.T) {
+	d := newDaemonDir(t, "")
+	ln, err := net.Listen("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	lnFile, err := ln.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	notifyPath := filepath.Join(d.dir, "notify")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	msgs := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := notify.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	// LISTEN_PID must be the daemon's pid: the shell execs mfad in place.
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" serve --config "$1"`, mfadBin, d.config)
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "NOTIFY_SOCKET="+notifyPath, "WATCHDOG_USEC=200000")
+	cmd.ExtraFiles = []*os.File{lnFile}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lnFile.Close()
+	want := func(prefix string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case m := <-msgs:
+				if strings.Contains(m, prefix) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %s from the daemon; stderr:\n%s", prefix, stderr)
+			}
+		}
+	}
+	want("READY=1")
+	if r := d.run("", "status").mustOK(t); !strings.Contains(r.stdout, "version") {
+		t.Fatalf("status over the activated socket: %s", r.stdout)
+	}
+	if !strings.Contains(stderr.String(), "socket_activated=true") {
+		t.Fatalf("daemon did not use the passed socket:\n%s", stderr)
+	}
+	want("WATCHDOG=1")
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	want("STOPPING=1")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("daemon exit: %v\n%s", err, stderr)
+	}
+}
