@@ -220,10 +220,17 @@ func populate(cfg *config.Config, n, workers int) ([]otp.Secret, error) {
 					errs <- err
 					return
 				}
-				// Confirm with the previous step so steps now and now+1 stay usable.
-				code := otp.Code(e.Secret, otp.Counter(time.Now(), params)-1, params)
-				if err := svc.ConfirmTOTP(ctx, service.Internal, user, e.FactorID, code); err != nil {
-					errs <- fmt.Errorf("confirming %s: %w", user, err)
+				// Confirm with the previous step so steps now and now+1 stay
+				// usable; retry when a step boundary passed in between.
+				var err2 error
+				for range 3 {
+					code := otp.Code(e.Secret, otp.Counter(time.Now(), params)-1, params)
+					if err2 = svc.ConfirmTOTP(ctx, service.Internal, user, e.FactorID, code); err2 == nil {
+						break
+					}
+				}
+				if err2 != nil {
+					errs <- fmt.Errorf("confirming %s: %w", user, err2)
 					return
 				}
 				secrets[i] = e.Secret

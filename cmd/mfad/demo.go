@@ -97,6 +97,11 @@ func runDemo(parent context.Context, out io.Writer, dir string, log *slog.Logger
 		return err
 	}
 	p := otp.Params{Digits: cfg.TOTP.Digits, Period: cfg.TOTP.Period, Algorithm: otp.Algorithm(cfg.TOTP.Algorithm)}
+	// Stay clear of a time-step boundary so the codes below are judged in
+	// the step they were computed for.
+	if left := p.Period - time.Duration(time.Now().UnixNano())%p.Period; left < time.Second {
+		time.Sleep(left)
+	}
 	now := time.Now()
 	// The app shows the previous step's code (still inside the ±1 window); the
 	// login below uses the current one, so the confirmation does not use it up.

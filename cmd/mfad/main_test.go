@@ -183,6 +183,18 @@ func decodeJSON(t *testing.T, r result, v any) {
 	}
 }
 
+// freshStep waits, if needed, until at least 3 s remain in the current
+// 30 s time step, so that codes computed here are still in the daemon's
+// window when it checks them (the daemon runs on the real clock). It waits
+// at most 3 s.
+func freshStep(t *testing.T) {
+	t.Helper()
+	left := 30*time.Second - time.Duration(time.Now().UnixNano())%(30*time.Second)
+	if left < 3*time.Second {
+		time.Sleep(left + 10*time.Millisecond)
+	}
+}
+
 func totpCode(t *testing.T, secret string, offset int) string {
 	t.Helper()
 	s, err := otp.ParseBase32(secret)
@@ -199,6 +211,7 @@ func (d *daemonProc) enroll(t *testing.T, user string) string {
 	var e struct {
 		FactorID, Secret, OTPAuthURI string
 	}
+	freshStep(t)
 	r := d.run("", "totp", "enroll", user, "--no-confirm", "--json").mustOK(t)
 	var raw map[string]string
 	decodeJSON(t, r, &raw)
