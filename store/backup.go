@@ -38,7 +38,8 @@ const (
 )
 
 // Backup writes an encrypted backup of a consistent snapshot of the database
-// to w. It may run concurrently with other operations.
+// to w. It may run concurrently with other operations. Syncing w is up to the
+// caller.
 func (db *DB) Backup(w io.Writer) error {
 	leave, err := db.enter()
 	if err != nil {
@@ -75,9 +76,10 @@ func (db *DB) Backup(w io.Writer) error {
 // database; a corrupt, truncated or foreign backup, or one with a newer schema,
 // returns an error matching ErrBadBackup and leaves the database untouched.
 // Only then does it drop all data, load the backup, make it durable and run
-// migrations. Other operations wait while Restore runs. If Restore fails or
-// the process dies after the old content was dropped, the directory is marked
-// and Open refuses it (ErrRestoreIncomplete) until a restore succeeds.
+// migrations. Other operations wait while Restore runs. If Restore fails after
+// the old content was dropped, it closes the DB; then, as after a crash during
+// Restore, Open refuses the directory (ErrRestoreIncomplete) until RestoreDir
+// succeeds.
 func (db *DB) Restore(r io.Reader) error {
 	tmp, err := db.loadBackup(r)
 	if err != nil {
@@ -107,6 +109,57 @@ func (db *DB) Restore(r io.Reader) error {
 	}
 	db.log.Info("database restored")
 	return nil
+}
+
+// RestoreDir restores the backup read from r into the store directory
+// opts.Dir, which must not be open. Unlike DB.Restore it also accepts a
+// directory left behind by an interrupted restore (ErrRestoreIncomplete) or
+// one that Open refuses for other reasons, except a different master key. The
+// backup is validated first, exactly as by DB.Restore; migrations run at the end.
+func RestoreDir(opts Options, r io.Reader) error {
+	if opts.InMemory {
+		return errors.New("restore: RestoreDir needs a directory")
+	}
+	db, err := newDB(opts)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	tmp, err := db.loadBackup(r)
+	if err != nil {
+		return err
+	}
+	defer tmp.Close()
+	bdb, err := openBadger(db.dir, db.masterKey, db.log)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	db.bdb = bdb
+	err = db.setRestoreMarker()
+	if err == nil {
+		err = bdb.DropAll()
+	}
+	if err == nil {
+		err = copyBadger(tmp, bdb)
+	}
+	if err == nil {
+		err = bdb.Sync()
+	}
+	// Close flushes the memtables into synced tables.
+	if cerr := bdb.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = db.clearRestoreMarker()
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	// Run migrations and check the result the normal way.
+	restored, err := Open(opts)
+	if err != nil {
+		return fmt.Errorf("restore: reopening: %w", err)
+	}
+	return restored.Close()
 }
 
 // replaceContent drops all data, copies tmp's content in, makes it durable and
@@ -139,9 +192,9 @@ func (db *DB) loadBackup(r io.Reader) (*badger.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	tmp, err := badger.Open(badgerOptions("", true, DeriveKey(db.masterKey, "mfad badger v1"), db.log))
+	tmp, err := openBadger("", db.masterKey, db.log)
 	if err != nil {
-		return nil, fmt.Errorf("restore: opening scratch database: %w", err)
+		return nil, fmt.Errorf("restore: scratch database: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -183,12 +236,15 @@ func (db *DB) loadBackup(r io.Reader) (*badger.DB, error) {
 // copyBadger copies every entry of src into dst through Badger's backup format.
 func copyBadger(src, dst *badger.DB) error {
 	pr, pw := io.Pipe()
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		_, err := src.Backup(pw, 0)
 		pw.CloseWithError(err)
 	}()
 	err := dst.Load(pr, restorePending)
 	pr.CloseWithError(errors.New("load ended")) // unblocks the writer if Load failed early
+	<-done
 	return err
 }
 

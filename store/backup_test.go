@@ -239,20 +239,47 @@ func TestRestoreSchemaVersions(t *testing.T) {
 	})
 }
 
-func TestOpenRefusesInterruptedRestore(t *testing.T) {
+func TestRestoreDirRecoversInterruptedRestore(t *testing.T) {
+	src := openTestDB(t, "")
+	fillSource(t, src, 10_000)
+	backup := backupOf(t, src)
+	want := dump(t, src)
+
 	dir := t.TempDir()
-	db := openTestDB(t, dir)
-	if err := db.setRestoreMarker(); err != nil {
+	opts := Options{Dir: dir, MasterKey: testMasterKey(1)}
+	db, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, db, Key("user", "half-restored"), "partial")
+	if err := db.setRestoreMarker(); err != nil { // as if Restore died midway
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if db, err := Open(Options{Dir: dir, MasterKey: testMasterKey(1)}); !errors.Is(err, ErrRestoreIncomplete) {
+	if db, err := Open(opts); !errors.Is(err, ErrRestoreIncomplete) {
 		if err == nil {
 			db.Close()
 		}
 		t.Fatalf("Open = %v, want ErrRestoreIncomplete", err)
+	}
+
+	if err := RestoreDir(opts, bytes.NewReader(backup[:len(backup)-5])); !errors.Is(err, ErrBadBackup) {
+		t.Fatalf("RestoreDir(truncated) = %v, want ErrBadBackup", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, restoreMarker)); err != nil {
+		t.Errorf("a rejected backup removed the restore marker: %v", err)
+	}
+	if err := RestoreDir(opts, bytes.NewReader(backup)); err != nil {
+		t.Fatalf("RestoreDir: %v", err)
+	}
+	db = openTestDB(t, dir)
+	if got := dump(t, db); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("restored content differs: %d keys, want %d", len(got), len(want))
+	}
+	if err := RestoreDir(Options{Dir: t.TempDir(), MasterKey: testMasterKey(1), InMemory: true}, bytes.NewReader(backup)); err == nil {
+		t.Error("RestoreDir in memory succeeded")
 	}
 }
 

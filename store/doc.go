@@ -33,21 +33,28 @@
 // must treat such an error as "outcome unknown" and fail closed. A sync error is
 // returned to every waiter of that round and logged.
 //
-// A sync round calls badger's DB.Sync, which syncs only the write-ahead log of
-// the active memtable and the active value log file. A memtable (or value log
-// file) that was rotated out between a commit and the sync round would otherwise
-// only become durable when Badger flushes it to an SST table, which happens
-// asynchronously and is not waited for. To close that window, each round then
-// fsyncs every no-longer-active memtable WAL (*.mem) and value log file (*.vlog)
-// in the database directory that it has not synced before; Badger never writes
-// to those files again after rotation, and fsync on a separate descriptor also
-// writes back pages Badger modified through its memory mapping. A WAL that
-// disappears in the meantime was flushed to an SST, which Badger syncs itself.
-// This relies on Badger's file naming, not on its internals.
+// A sync round calls badger's DB.Sync, which syncs (msync) only the write-ahead
+// log of the active memtable and the active value log file. A memtable (or value
+// log file) that was rotated out between a commit and the sync round would
+// otherwise only become durable when Badger flushes it to an SST table, which
+// happens asynchronously and is not waited for; Badger does not sync a WAL when
+// it rotates it. To close that window, each round then fsyncs every
+// no-longer-active memtable WAL (*.mem) and value log file (*.vlog) in the
+// database directory that it has not synced before, and the directory itself
+// when a new one appeared. Badger never writes to those files again after
+// rotation, and fsync on a separate descriptor also writes back pages Badger
+// modified through its memory mapping. A WAL that disappeared was flushed:
+// Badger deletes it only after writing the SST (msync) and recording it in the
+// fsynced MANIFEST. This relies on Badger's file naming, not on its internals.
+// (Syncing protects against power loss and kernel crashes; a crash of the
+// process alone never loses a commit, because committed data is already in
+// the kernel's page cache.)
 //
 // Restore is not atomic with respect to crashes: it marks the directory while it
-// replaces the content, and Open refuses a directory with an interrupted restore
-// (ErrRestoreIncomplete) until a restore completes.
+// replaces the content, and Open refuses a directory with an interrupted or
+// failed restore (ErrRestoreIncomplete) until RestoreDir has restored a backup
+// into it. A Restore that fails after dropping the old content also closes the
+// DB rather than serve partial data.
 //
 // # Time
 //

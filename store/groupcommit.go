@@ -32,8 +32,11 @@ type syncer struct {
 	rounds atomic.Uint64
 
 	// synced holds the names of rotated-out WAL and value log files already
-	// fsynced; only the sync goroutine (or Close, after it stopped) uses it.
+	// fsynced, and active the names of the active ones when the directory was
+	// last fsynced; only the sync goroutine (or Close, after it stopped) uses
+	// them.
 	synced map[string]bool
+	active string
 }
 
 // syncRound is one sync; done is closed once err is set.
@@ -129,7 +132,8 @@ func (s *syncer) stop() {
 // dir except the newest of each kind (the active ones, which badger's DB.Sync
 // covers) and except those it already synced. Badger never writes to such a
 // file again once a newer one exists. A file that vanished was flushed into an
-// SST or garbage collected.
+// SST or garbage collected. When a new file has appeared since the last call,
+// it also fsyncs dir, so that the new names are durable too.
 func (s *syncer) syncRotated(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -171,6 +175,12 @@ func (s *syncer) syncRotated(dir string) error {
 			}
 			s.synced[f.name] = true
 		}
+	}
+	if active := fmt.Sprint(newest[".mem"], newest[".vlog"]); active != s.active {
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("syncing database directory: %w", err)
+		}
+		s.active = active
 	}
 	return nil
 }

@@ -522,6 +522,12 @@ func TestClose(t *testing.T) {
 	if err := db.Backup(&bytes.Buffer{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Backup after Close = %v, want ErrClosed", err)
 	}
+	if err := db.Restore(bytes.NewReader(nil)); !errors.Is(err, ErrBadBackup) {
+		t.Errorf("Restore(empty) after Close = %v, want ErrBadBackup", err)
+	}
+	if s := db.Stats(); s.Commits != 1 {
+		t.Errorf("Stats after Close = %+v, want the schema's commit", s)
+	}
 }
 
 func TestStats(t *testing.T) {
