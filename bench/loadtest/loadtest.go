@@ -40,18 +40,18 @@ type Options struct {
 
 // Report is what a run measured.
 type Report struct {
-	Machine            string
-	Users, Clients     int
-	PopulateTime       time.Duration
-	Ready              time.Duration
-	IdleRSSKB          int64
-	LoadRSSKB          int64
+	Machine        string
+	Users, Clients int
+	PopulateTime   time.Duration
+	Ready          time.Duration
+	IdleRSSKB      int64
+	LoadRSSKB      int64
 	// CPU time the daemon and this load generator used during the load.
 	DaemonCPU, ClientCPU time.Duration
-	Verifications      int64
-	OK, Fail, Other    int64
-	Elapsed            time.Duration
-	P50, P90, P99, Max time.Duration
+	Verifications        int64
+	OK, Fail, Other      int64
+	Elapsed              time.Duration
+	P50, P90, P99, Max   time.Duration
 	// Crash test.
 	Crashed       bool
 	AckedOK       int
