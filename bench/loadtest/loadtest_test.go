@@ -15,7 +15,7 @@ func TestCrashUnderLoad(t *testing.T) {
 		t.Skip("starts the daemon twice and runs load for seconds")
 	}
 	var log strings.Builder
-	rep, err := Run(Options{Users: 300, Clients: 16, Duration: 3 * time.Second, Crash: true, FailRatio: 0.2, Log: &log})
+	rep, err := Run(Options{Users: 300, Clients: 16, Duration: 3 * time.Second, Crash: true, FailRatio: 0.2, IdleWait: time.Second, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}

@@ -33,6 +33,7 @@ func main() {
 	flag.StringVar(&o.Binary, "mfad", "", "mfad binary to run (default: build ./cmd/mfad)")
 	flag.StringVar(&o.Dir, "dir", "", "work directory (default: a new temporary directory, removed afterwards)")
 	flag.Float64Var(&o.FailRatio, "fail-ratio", 0.0, "fraction of verifications sent with a wrong code (to include failure-counter writes)")
+	flag.DurationVar(&o.IdleWait, "idle-wait", 130*time.Second, "how long the daemon idles after READY before its RSS is read (the runtime forces a GC every 2 minutes)")
 	flag.Parse()
 	o.Log = os.Stderr
 	rep, err := Run(o)

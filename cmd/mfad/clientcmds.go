@@ -20,7 +20,9 @@ import (
 	"github.com/mfad/mfad/api/wire"
 	"github.com/mfad/mfad/client"
 	"github.com/mfad/mfad/config"
+	"github.com/mfad/mfad/internal/daemon"
 	"github.com/mfad/mfad/recovery"
+	"github.com/mfad/mfad/store"
 )
 
 const defaultSocketHelp = client.DefaultSocket
@@ -489,17 +491,40 @@ func newBackup(g *globals) *cobra.Command {
 }
 
 func newRestore(g *globals) *cobra.Command {
-	var yes bool
+	var yes, offline bool
+	var configPath string
 	cmd := &cobra.Command{
 		Use:   "restore FILE",
 		Short: "Replace the store's content with a backup (admin)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Replace the store's content with a backup. The running daemon validates the
+whole backup before it touches live data. With --offline the daemon must be
+stopped: the store named by --config (or the embedded defaults) is restored
+directly, which also repairs a store whose restore was interrupted by a
+crash (the daemon then refuses to start until a restore completes).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
 			if err != nil {
 				return err
 			}
 			defer f.Close()
+			if offline {
+				cfg, err := loadConfig(configPath, config.EnvFromOS())
+				if err != nil {
+					return err
+				}
+				keyPath, _ := daemon.KeyPath(cfg, os.Getenv("CREDENTIALS_DIRECTORY"))
+				key, err := store.LoadKey(keyPath)
+				if err != nil {
+					return err
+				}
+				if err := store.RestoreDir(store.Options{Dir: daemon.DBDir(cfg), MasterKey: key}, f); err != nil {
+					return err
+				}
+				return g.output(cmd.OutOrStdout(), map[string]string{"result": "ok", "file": args[0], "store": daemon.DBDir(cfg)}, func() {
+					fmt.Fprintf(cmd.OutOrStdout(), "restored %s from %s\n", daemon.DBDir(cfg), args[0])
+				})
+			}
 			if !yes && term.IsTerminal(int(os.Stdin.Fd())) {
 				ans, err := newPrompter(cmd).ask("This replaces ALL data in the running daemon with the backup. Type yes to continue: ")
 				if err != nil || ans != "yes" {
@@ -517,5 +542,7 @@ func newRestore(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&offline, "offline", false, "restore the store directly while the daemon is stopped")
+	cmd.Flags().StringVar(&configPath, "config", "", "with --offline: the daemon's configuration file")
 	return cmd
 }

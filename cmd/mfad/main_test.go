@@ -297,10 +297,17 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 	d.run("", "restore", backup, "--yes").mustOK(t)
 	d.run("", "user", "show", "alice").mustOK(t)
+	// Offline restore, with the daemon stopped.
+	d.run("", "user", "delete", "alice").mustOK(t)
+	d.stop()
+	firstLog := d.stderr.String()
+	runWith(t, nil, "", "restore", backup, "--offline", "--config", d.config).mustOK(t)
+	d.start()
+	d.run("", "user", "show", "alice").mustOK(t)
 
 	// No secret or code in the daemon's log.
 	d.stop()
-	logs := d.stderr.String()
+	logs := firstLog + d.stderr.String()
 	for _, s := range append([]string{secret, code}, rc.Codes...) {
 		if strings.Contains(logs, s) {
 			t.Fatalf("daemon log contains a secret or code")
