@@ -28,9 +28,9 @@
 // started after the commit has completed; a single background goroutine runs
 // rounds back to back while anyone waits, so concurrent committers share one
 // fsync. Under load (a round that served several waiters) the next round
-first waits a millisecond so that more commits share it; a lone commit is
-never delayed. When Update returns nil, the writes are on stable storage. When it
-// returns an error after the commit (a failed sync, or ctx ending while waiting
+// first waits a millisecond so that more commits share it; a lone commit is
+// never delayed. When Update returns nil, the writes are on stable storage.
+// When it returns an error after the commit (a failed sync, or ctx ending while waiting
 // for the sync) the writes may nevertheless be visible and may survive: callers
 // must treat such an error as "outcome unknown" and fail closed. A sync error is
 // returned to every waiter of that round and logged.
