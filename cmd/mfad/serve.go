@@ -106,6 +106,10 @@ func newCheckConfig() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check-config [FILE]",
 		Short: "Validate a configuration file; exit 1 with diagnostics on errors",
+		Long: `Validate a configuration file (given as argument or with --config) and exit 0,
+or print every problem as an HCL diagnostic (FILE:LINE:COLUMN, the offending
+snippet and how to fix it) and exit 1. Without a file it shows where the
+embedded defaults would put the socket and the state.`,
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -115,7 +119,10 @@ func newCheckConfig() *cobra.Command {
 				path = args[0]
 			}
 			if path == "" {
-				return &exitError{code: 2, err: fmt.Errorf("no configuration file given (--config FILE)")}
+				cfg := config.Default(config.EnvFromOS())
+				fmt.Fprintf(cmd.OutOrStdout(), "no configuration file given: mfad serve would run on the embedded defaults (socket %s, state %s)\n",
+					cfg.Server.Socket, cfg.Storage.Dir)
+				return nil
 			}
 			if _, err := loadConfig(path, config.EnvFromOS()); err != nil {
 				return err
