@@ -110,7 +110,7 @@ func newCheckConfig() *cobra.Command {
 or print every problem as an HCL diagnostic (FILE:LINE:COLUMN, the offending
 snippet and how to fix it) and exit 1. Without a file it shows where the
 embedded defaults would put the socket and the state.`,
-		Args:  cobra.MaximumNArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				if path != "" {
