@@ -45,9 +45,10 @@ type loginRecord struct {
 }
 
 func validateContext(service, rhost, tty string) error {
-	for name, v := range map[string]string{"service": service, "rhost": rhost, "tty": tty} {
-		if len(v) > 256 || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			return invalid("%s must be at most 256 printable characters", name)
+	fields := [...]struct{ name, value string }{{"service", service}, {"rhost", rhost}, {"tty", tty}}
+	for _, f := range fields {
+		if len(f.value) > 256 || strings.ContainsFunc(f.value, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return invalid("%s must be at most 256 printable characters", f.name)
 		}
 	}
 	return nil
@@ -255,6 +256,9 @@ func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, login
 			ev.Result, ev.Method = "ok", string(out.Method)
 			if out.Method == policy.MethodRecovery {
 				ev.Detail = strings.TrimSpace(ev.Detail + fmt.Sprintf(" recovery codes left: %d", out.RecoveryRemaining))
+				if out.RecoveryLow {
+					ev.Detail += " (low: generate a new set)"
+				}
 			}
 			if fs != (policy.FailState{}) {
 				if err := txn.Delete(failKey(req.User)); err != nil {

@@ -75,7 +75,7 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "verifications: %d in %s = %.0f/s (ok %d, fail %d, other %d)\n", r.Verifications, r.Elapsed.Round(time.Millisecond),
 		float64(r.Verifications)/r.Elapsed.Seconds(), r.OK, r.Fail, r.Other)
 	fmt.Fprintf(w, "latency: p50 %s  p90 %s  p99 %s  max %s\n", r.P50, r.P90, r.P99, r.Max)
-	if r.Verifications > 0 {
+	if r.Verifications > 0 && r.DaemonCPU > 0 {
 		fmt.Fprintf(w, "cpu per verification: daemon %s, load generator %s (daemon %.2f cores, generator %.2f cores)\n",
 			r.DaemonCPU/time.Duration(r.Verifications), r.ClientCPU/time.Duration(r.Verifications),
 			r.DaemonCPU.Seconds()/r.Elapsed.Seconds(), r.ClientCPU.Seconds()/r.Elapsed.Seconds())
@@ -171,6 +171,9 @@ func Run(o Options) (*Report, error) {
 	daemonCPU0, clientCPU0 := procCPU(d.cmd.Process.Pid), selfCPU()
 	lat, counts, elapsed := load(socket, secrets, o, stopAt, killAt, d, acks)
 	rep.DaemonCPU, rep.ClientCPU = procCPU(d.cmd.Process.Pid)-daemonCPU0, selfCPU()-clientCPU0
+	if rep.DaemonCPU < 0 { // killed (-crash): its counters are gone
+		rep.DaemonCPU = 0
+	}
 	rep.LoadRSSKB = d.peakRSS
 	rep.Elapsed = elapsed
 	rep.OK, rep.Fail, rep.Other = counts[0], counts[1], counts[2]
