@@ -35,6 +35,8 @@ type Options struct {
 	Crash          bool
 	Binary, Dir    string
 	FailRatio      float64
+	// Client is "raw" (a lean HTTP/1.1 writer) or "nethttp" (package client).
+	Client string
 	// IdleWait is how long the daemon idles after READY before its idle
 	// RSS is read.
 	IdleWait time.Duration
@@ -45,6 +47,7 @@ type Options struct {
 type Report struct {
 	Machine        string
 	Users, Clients int
+	ClientKind     string
 	PopulateTime   time.Duration
 	Ready          time.Duration
 	IdleRSSKB      int64
@@ -68,7 +71,7 @@ type Report struct {
 // Print writes the report.
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "machine: %s\n", r.Machine)
-	fmt.Fprintf(w, "users: %d (populated in %s), clients: %d\n", r.Users, r.PopulateTime.Round(time.Millisecond), r.Clients)
+	fmt.Fprintf(w, "users: %d (populated in %s), clients: %d (%s)\n", r.Users, r.PopulateTime.Round(time.Millisecond), r.Clients, r.ClientKind)
 	fmt.Fprintf(w, "READY=1 after exec: %s\n", r.Ready.Round(time.Millisecond))
 	fmt.Fprintf(w, "idle RSS %s after READY: %.1f MB (lowest while idle %.1f MB); peak RSS under load: %.1f MB\n",
 		r.IdleWait, float64(r.IdleRSSKB)/1024, float64(r.IdleMinRSSKB)/1024, float64(r.LoadRSSKB)/1024)
@@ -132,7 +135,7 @@ func Run(o Options) (*Report, error) {
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	rep := &Report{Machine: machine(), Users: o.Users, Clients: o.Clients}
+	rep := &Report{Machine: machine(), Users: o.Users, Clients: o.Clients, ClientKind: o.Client}
 
 	o.logf("enrolling %d users", o.Users)
 	t0 := time.Now()
@@ -491,9 +494,8 @@ func load(socket string, secrets []otp.Secret, o Options, stopAt, killAt time.Ti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cl := client.New(socket)
+			cl := newVerifier(o.Client, socket)
 			defer cl.Close()
-			ctx := context.Background()
 			var mine []time.Duration
 			for k := 0; time.Now().Before(stopAt); k++ {
 				var user, code string
@@ -511,7 +513,7 @@ func load(socket string, secrets []otp.Secret, o Options, stopAt, killAt time.Ti
 					code = otp.Code(secrets[u], otp.Counter(time.Now(), params)+uint64(off), params)
 				}
 				t := time.Now()
-				v, err := cl.Verify(ctx, wire.VerifyRequest{User: user, Code: code, Service: "loadtest"})
+				v, err := cl.Verify(wire.VerifyRequest{User: user, Code: code, Service: "loadtest"})
 				if !killAt.IsZero() && next.Load() >= int64(okUsers) {
 					kill()
 				}

@@ -34,6 +34,7 @@ func main() {
 	flag.StringVar(&o.Dir, "dir", "", "work directory (default: a new temporary directory, removed afterwards)")
 	flag.Float64Var(&o.FailRatio, "fail-ratio", 0.0, "fraction of verifications sent with a wrong code (to include failure-counter writes)")
 	flag.DurationVar(&o.IdleWait, "idle-wait", 130*time.Second, "how long the daemon idles after READY before its RSS is read (the runtime forces a GC every 2 minutes)")
+	flag.StringVar(&o.Client, "client", "raw", "raw (lean HTTP/1.1 on one connection per client, like a C login module) or nethttp (the Go package client)")
 	flag.Parse()
 	o.Log = os.Stderr
 	rep, err := Run(o)
