@@ -15,6 +15,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -301,12 +302,12 @@ func DecodeBody(body []byte, v any, allowEmpty bool) error {
 		}
 		return &apiError{http.StatusBadRequest, wire.CodeInvalidJSON, "request body is empty; a JSON object is required"}
 	}
-	dec := json.NewDecoder(bytesReader(body))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return &apiError{http.StatusBadRequest, wire.CodeInvalidJSON, "invalid JSON body: " + jsonProblem(err)}
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
 		return &apiError{http.StatusBadRequest, wire.CodeInvalidJSON, "invalid JSON body: trailing data after the object"}
 	}
 	return nil

@@ -483,6 +483,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"unknown field", "POST", "/v1/verify", `{"user":"a","code":"1","pin":"x"}`, 400, wire.CodeInvalidJSON},
 		{"wrong type", "POST", "/v1/login", `{"user":5}`, 400, wire.CodeInvalidJSON},
 		{"trailing data", "POST", "/v1/login", `{"user":"a"} {}`, 400, wire.CodeInvalidJSON},
+		{"trailing brace", "POST", "/v1/login", `{"user":"a"}}`, 400, wire.CodeInvalidJSON},
 		{"too large", "POST", "/v1/verify", big, 413, wire.CodeTooLarge},
 		{"empty user", "POST", "/v1/login", `{"user":""}`, 400, wire.CodeBadRequest},
 		{"control char in user", "POST", "/v1/login", `{"user":"a\u0007"}`, 400, wire.CodeBadRequest},

@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -14,8 +12,6 @@ import (
 	"github.com/mfad/mfad/service"
 	"github.com/mfad/mfad/store"
 )
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 func caller(id *Identity) service.Caller { return service.Caller{UID: id.UID} }
 
