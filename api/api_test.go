@@ -22,23 +22,11 @@ import (
 	"github.com/mfad/mfad/api/wire"
 	"github.com/mfad/mfad/client"
 	"github.com/mfad/mfad/config"
+	"github.com/mfad/mfad/internal/testenv"
 	"github.com/mfad/mfad/otp"
 	"github.com/mfad/mfad/service"
 	"github.com/mfad/mfad/store"
 )
-
-// clock is a settable clock shared by the store and the service.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // testLog routes logs to t.Log and remembers every line, so tests can check
 // that no secret is ever logged.
@@ -62,7 +50,7 @@ func (l *testLog) all() string {
 
 type stack struct {
 	cfg    *config.Config
-	clock  *clock
+	clock  *testenv.Clock
 	db     *store.DB
 	svc    *service.Service
 	srv    *api.Server
@@ -76,7 +64,7 @@ type stack struct {
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	cfg := config.Default(config.Env{UID: 0})
-	clk := &clock{t: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC))
 	tl := &testLog{}
 	log := slog.New(slog.NewTextHandler(tl, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	master := bytes.Repeat([]byte{7}, 32)

@@ -6,32 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mfad/mfad/config"
+	"github.com/mfad/mfad/internal/testenv"
 	"github.com/mfad/mfad/otp"
 	"github.com/mfad/mfad/policy"
 	"github.com/mfad/mfad/service"
 	"github.com/mfad/mfad/store"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newService(t *testing.T) (*service.Service, *clock) {
+func newService(t *testing.T) (*service.Service, *testenv.Clock) {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 	master := bytes.Repeat([]byte{3}, 32)
 	db, err := store.Open(store.Options{InMemory: true, MasterKey: master, Now: clk.Now})
 	if err != nil {

@@ -1,5 +1,5 @@
-// Package testenv holds helpers for tests that depend on the machine they
-// run on, such as external reference programs.
+// Package testenv holds helpers for tests: a settable Clock, and checks for
+// external reference programs the tests depend on.
 //
 // By default a test whose external program is missing is skipped, so the
 // suite passes on a bare developer machine. Setting the environment variable
