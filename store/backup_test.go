@@ -30,7 +30,7 @@ func fillSource(t *testing.T, db *DB, bulk int) {
 		if err := tx.Put(Key("user", "bob/with slash"), "bob's record"); err != nil {
 			return err
 		}
-		if err := tx.PutTTL(Key("session", "s1"), "session", time.Hour); err != nil {
+		if err := tx.PutTTL(Key("login", "s1"), "login", time.Hour); err != nil {
 			return err
 		}
 		if err := tx.Audit(Event{User: "alice", Action: "totp.enroll", Result: "ok"}, 24*time.Hour); err != nil {
@@ -94,7 +94,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, restoreMarker)); !os.IsNotExist(err) {
 		t.Errorf("restore marker left behind: %v", err)
 	}
-	if exp := expiresAt(t, dst, Key("session", "s1")); exp == 0 {
+	if exp := expiresAt(t, dst, Key("login", "s1")); exp == 0 {
 		t.Error("restored entry lost its expiry")
 	}
 	events, err := dst.Audit(AuditQuery{User: "alice"})

@@ -463,10 +463,10 @@ func TestPutTTL(t *testing.T) {
 	const ttl = 36 * time.Hour
 	before := time.Now()
 	err := db.Update(context.Background(), func(tx *Txn) error {
-		if err := tx.PutTTL(Key("session", "a"), "x", ttl); err != nil {
+		if err := tx.PutTTL(Key("login", "a"), "x", ttl); err != nil {
 			return err
 		}
-		if err := tx.PutTTL(Key("session", "b"), "x", 0); err == nil {
+		if err := tx.PutTTL(Key("login", "b"), "x", 0); err == nil {
 			return errors.New("PutTTL with ttl 0 succeeded")
 		}
 		return nil
@@ -475,7 +475,7 @@ func TestPutTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expires := expiresAt(t, db, Key("session", "a"))
+	expires := expiresAt(t, db, Key("login", "a"))
 	if lo, hi := uint64(before.Add(ttl).Unix()), uint64(after.Add(ttl).Unix()); expires < lo || expires > hi {
 		t.Errorf("ExpiresAt = %d, want within [%d, %d]", expires, lo, hi)
 	}
