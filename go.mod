@@ -6,6 +6,7 @@ require (
 	github.com/boombuler/barcode v1.0.1-0.20190219062509-6c824513bacc
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/dgraph-io/badger/v4 v4.9.6
+	github.com/flynn/u2f v0.0.0-20180613185708-15554eb68e5d
 	github.com/hashicorp/hcl/v2 v2.25.0
 	github.com/mdp/qrterminal/v3 v3.2.1
 	github.com/mitchellh/go-wordwrap v1.0.1
