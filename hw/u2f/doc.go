@@ -1,7 +1,17 @@
-// Package u2f implements the relying-party side of FIDO U2F: it parses and
-// verifies the raw registration and authentication responses produced by a
-// U2F security key (FIDO U2F Raw Message Formats). It performs no I/O; the
-// key transport (HID) and the storage of registrations live elsewhere.
+// Package u2f is mfad's FIDO U2F support, both sides of it.
+//
+// As the relying party it parses and verifies the raw registration and
+// authentication responses produced by a U2F security key (FIDO U2F Raw
+// Message Formats); those functions are pure and do no I/O.
+//
+// As the key's client, Client registers and authenticates against the keys
+// a Source lists at the start of every operation (so keys plugged or pulled
+// while the daemon runs are noticed), at the APDU layer of flynn/u2f's
+// u2ftoken.Device: HID finds real keys on hidraw (usage page 0xF1D0), and
+// StaticSource serves the simulated key from package sim. A Client waits a
+// bounded time for the user's touch, asks only keys that hold one of the
+// handles to sign, and turns a pulled key into a clean error. Storage of
+// registrations lives in the service layer.
 //
 // # Parameters
 //
