@@ -51,6 +51,7 @@ type Config struct {
 	Recovery Recovery
 	Lockout  Lockout
 	Audit    Audit
+	U2F      U2F
 	Log      Log
 }
 
@@ -156,6 +157,23 @@ type Lockout struct {
 }
 
 // Audit is the audit {} block.
+// U2F is the u2f {} block: USB U2F security keys.
+type U2F struct {
+	// AppID (app_id) is the U2F application identity keys bind their
+	// registrations to. "" means "pam://" + the host name at start-up, as
+	// pam_u2f does; set the same value on several hosts to share
+	// enrolments. Changing it makes existing registrations unusable.
+	AppID string
+	// Timeout (timeout) is how long enrollment and login wait for a touch,
+	// 1s .. 5m. Default 30s.
+	Timeout time.Duration
+	// CounterRegression (counter_regression) is what happens when a key's
+	// signature counter did not increase, the mark of a cloned key:
+	// "reject" (default) refuses the login and audits it; "allow" accepts
+	// it and audits it.
+	CounterRegression string
+}
+
 type Audit struct {
 	// Retention (retention) drops audit events older than this,
 	// 24h .. 87600h. Default 8760h (one year).
@@ -246,6 +264,11 @@ func Default(env Env) *Config {
 		},
 		Audit: Audit{
 			Retention: 8760 * time.Hour,
+		},
+		U2F: U2F{
+			AppID:             "",
+			Timeout:           30 * time.Second,
+			CounterRegression: "reject",
 		},
 		Log: Log{
 			Level:  slog.LevelInfo,

@@ -630,11 +630,11 @@ func TestChanges(t *testing.T) {
 	t.Run("every option is listed once", func(t *testing.T) {
 		reloadable, restart := Changes(&Config{}, Default(rootEnv))
 		all := append(slices.Clone(reloadable), restart...)
-		// These defaults equal the zero Config: "", "" and slog.LevelInfo.
-		all = append(all, "server.socket_group", "storage.key_file", "log.level")
+		// These defaults equal the zero Config: "", "", slog.LevelInfo and "".
+		all = append(all, "server.socket_group", "storage.key_file", "log.level", "u2f.app_id")
 		slices.Sort(all)
-		if n := len(slices.Compact(slices.Clone(all))); n != len(all) || n != 27 {
-			t.Errorf("options = %q (%d), want 27 distinct", all, n)
+		if n := len(slices.Compact(slices.Clone(all))); n != len(all) || n != 30 {
+			t.Errorf("options = %q (%d), want 30 distinct", all, n)
 		}
 	})
 

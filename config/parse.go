@@ -101,7 +101,6 @@ func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
 // with an apply method below:
 //
 //	Modems   []*modemBlock  `hcl:"modem,block"`  // modem "name" {}, several allowed
-//	U2F      []*u2fBlock    `hcl:"u2f,block"`
 //	SMS      []*smsBlock    `hcl:"sms,block"`
 //	Policies []*policyBlock `hcl:"policy,block"` // policy "name" {}, several allowed
 type fileBlocks struct {
@@ -111,6 +110,7 @@ type fileBlocks struct {
 	Recovery []*recoveryBlock `hcl:"recovery,block"`
 	Lockout  []*lockoutBlock  `hcl:"lockout,block"`
 	Audit    []*auditBlock    `hcl:"audit,block"`
+	U2F      []*u2fBlock      `hcl:"u2f,block"`
 	Log      []*logBlock      `hcl:"log,block"`
 }
 
@@ -121,6 +121,7 @@ func (f *fileBlocks) apply(c *checker, cfg *Config, base string) {
 	applyAll(c, "recovery", f.Recovery, func(b *recoveryBlock) { b.apply(c, &cfg.Recovery) })
 	applyAll(c, "lockout", f.Lockout, func(b *lockoutBlock) { b.apply(c, &cfg.Lockout) })
 	applyAll(c, "audit", f.Audit, func(b *auditBlock) { b.apply(c, &cfg.Audit) })
+	applyAll(c, "u2f", f.U2F, func(b *u2fBlock) { b.apply(c, &cfg.U2F) })
 	applyAll(c, "log", f.Log, func(b *logBlock) { b.apply(c, &cfg.Log) })
 }
 
@@ -339,6 +340,31 @@ func (b *lockoutBlock) apply(c *checker, l *Lockout) {
 	}
 	if d, ok := c.duration(b.Duration, "lockout.duration", time.Minute, 24*time.Hour, 0); ok {
 		l.Duration = d
+	}
+}
+
+type u2fBlock struct {
+	AppID             *hcl.Attribute `hcl:"app_id,attr"`
+	Timeout           *hcl.Attribute `hcl:"timeout,attr"`
+	CounterRegression *hcl.Attribute `hcl:"counter_regression,attr"`
+	DefRange          hcl.Range      `hcl:",def_range"`
+}
+
+func (b *u2fBlock) defRange() hcl.Range { return b.DefRange }
+
+func (b *u2fBlock) apply(c *checker, u *U2F) {
+	if s, ok := c.str(b.AppID, "u2f.app_id", `Use a URL-like identity such as "pam://login.example.org", or "" for "pam://" + this host's name.`); ok {
+		if len(s) > 256 || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			c.errorf(b.AppID.Expr.Range(), "u2f.app_id must be at most 256 printable characters.", "Invalid u2f.app_id")
+		} else {
+			u.AppID = s
+		}
+	}
+	if d, ok := c.duration(b.Timeout, "u2f.timeout", time.Second, 5*time.Minute, 0); ok {
+		u.Timeout = d
+	}
+	if s, ok := c.oneOf(b.CounterRegression, "u2f.counter_regression", []string{"reject", "allow"}, false, ""); ok {
+		u.CounterRegression = s
 	}
 }
 

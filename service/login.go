@@ -192,9 +192,7 @@ func (s *Service) Verify(ctx context.Context, c Caller, req VerifyRequest) (*Ver
 	return s.verify(ctx, c, req, "")
 }
 
-// verify is the one place a second factor is checked. The lockout check, the
-// code check, the consumption of the code (TOTP step or recovery code), the
-// failure counter and the audit event are one transaction.
+// verify checks a code (TOTP or recovery) through decide.
 func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, loginID string) (*Verification, error) {
 	switch req.Method {
 	case "", policy.MethodTOTP, policy.MethodRecovery:
@@ -204,8 +202,6 @@ func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, login
 	if len(req.Code) > 128 {
 		return nil, invalid("code is longer than 128 bytes")
 	}
-	st := s.Settings()
-	lk := st.lockout()
 	tryTOTP := req.Method == "" || req.Method == policy.MethodTOTP
 	tryRecovery := req.Method == "" || req.Method == policy.MethodRecovery
 	if req.Method == "" {
@@ -215,6 +211,21 @@ func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, login
 		tryTOTP = !isRecovery
 	}
 
+	return s.decide(ctx, c, req, loginID, func(txn *store.Txn, req VerifyRequest, out *Verification) (bool, string, error) {
+		return s.check(txn, req, tryTOTP, tryRecovery, out)
+	})
+}
+
+// checkFunc checks a second factor for req.User inside the decision's
+// transaction, consuming what matched, and fills in out.Method and the
+// method's details. detail is an audit note for a failure, never secret.
+type checkFunc func(txn *store.Txn, req VerifyRequest, out *Verification) (matched bool, detail string, err error)
+
+// decide is the one place a second factor is judged. The login's state, the
+// lockout check, the check itself (which uses up the code, TOTP step or key
+// counter), the failure counter and the audit event are one transaction.
+func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, loginID string, check checkFunc) (*Verification, error) {
+	lk := s.Settings().lockout()
 	var out *Verification
 	var ev store.Event
 	err := s.change(ctx, &ev, func(txn *store.Txn) error {
@@ -247,13 +258,16 @@ func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, login
 			return nil
 		}
 
-		matched, detail, err := s.check(txn, req, tryTOTP, tryRecovery, out)
+		matched, detail, err := check(txn, req, out)
 		if err != nil {
 			return err
 		}
 		if matched {
 			out.Result = ResultOK
 			ev.Result, ev.Method = "ok", string(out.Method)
+			if detail != "" {
+				ev.Detail = strings.TrimSpace(ev.Detail + " " + detail)
+			}
 			if out.Method == policy.MethodRecovery {
 				ev.Detail = strings.TrimSpace(ev.Detail + fmt.Sprintf(" recovery codes left: %d", out.RecoveryRemaining))
 				if out.RecoveryLow {
