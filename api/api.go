@@ -60,6 +60,9 @@ type Options struct {
 	StoreDir string
 	// Simulated is true when the daemon drives simulated hardware.
 	Simulated bool
+	// U2FKeys lists the plugged security keys for /v1/status; nil when
+	// there is no U2F hardware.
+	U2FKeys func() ([]wire.U2FKey, error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -87,12 +90,14 @@ func routes() []route {
 		{"GET", "/v1/openapi.yaml", (*Server).openapi},
 		{"POST", "/v1/login", (*Server).login},
 		{"POST", "/v1/login/{id}/verify", (*Server).loginVerify},
+		{"POST", "/v1/login/{id}/u2f", (*Server).loginU2F},
 		{"POST", "/v1/verify", (*Server).verify},
 		{"GET", "/v1/users/{user}", (*Server).getUser},
 		{"DELETE", "/v1/users/{user}", (*Server).deleteUser},
 		{"POST", "/v1/users/{user}/totp", (*Server).enrollTOTP},
 		{"POST", "/v1/users/{user}/totp/{id}/confirm", (*Server).confirmTOTP},
 		{"POST", "/v1/users/{user}/recovery-codes", (*Server).recoveryCodes},
+		{"POST", "/v1/users/{user}/u2f", (*Server).enrollU2F},
 		{"DELETE", "/v1/users/{user}/factors/{id}", (*Server).deleteFactor},
 		{"GET", "/v1/audit", (*Server).audit},
 		{"GET", "/v1/backup", (*Server).backup},
@@ -259,6 +264,15 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) int
 		ae = &apiError{http.StatusNotFound, wire.CodeLoginExpired, "login is unknown, expired or already finished; start a new login"}
 	case errors.Is(err, service.ErrNotFound):
 		ae = &apiError{http.StatusNotFound, wire.CodeNotFound, "not found"}
+	case errors.Is(err, service.ErrU2FUnavailable):
+		ae = &apiError{http.StatusServiceUnavailable, wire.CodeUnavailable, "this daemon drives no U2F hardware"}
+	case errors.Is(err, service.ErrU2FDevice):
+		s.log.Warn("security key failed", "err", err)
+		ae = &apiError{http.StatusServiceUnavailable, wire.CodeUnavailable, "the security key stopped answering (pulled out?); plug it in and try again"}
+	case errors.Is(err, service.ErrU2FNoKey):
+		ae = &apiError{http.StatusConflict, wire.CodeConflict, "no security key is plugged in"}
+	case errors.Is(err, service.ErrU2FTimeout):
+		ae = &apiError{http.StatusRequestTimeout, wire.CodeTimeout, "the security key was not touched in time"}
 	case errors.Is(err, service.ErrConflict):
 		ae = &apiError{http.StatusConflict, wire.CodeConflict, err.Error()}
 	case errors.Is(err, store.ErrBadBackup):

@@ -48,7 +48,16 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, id *Identity) er
 		StartedAt: s.started.UTC(),
 		UptimeS:   int64(now.Sub(s.started) / time.Second),
 		Caller:    wire.Caller{UID: id.UID, GID: id.GID, PID: id.PID, User: id.User, Roles: id.Roles()},
-		Hardware:  wire.HardwareStatus{Simulated: s.opts.Simulated},
+		Hardware:  wire.HardwareStatus{Simulated: s.opts.Simulated, U2FKeys: []wire.U2FKey{}},
+	}
+	if s.opts.U2FKeys != nil {
+		keys, err := s.opts.U2FKeys()
+		if keys != nil {
+			st.Hardware.U2FKeys = keys
+		}
+		if err != nil {
+			st.Hardware.U2FError = err.Error()
+		}
 	}
 	if id.Admin && s.opts.Store != nil {
 		lsm, vlog := s.opts.Store.Badger().Size()
@@ -83,6 +92,8 @@ func prompt(ms []policy.Method) string {
 		return false
 	}
 	switch {
+	case len(ms) > 0 && ms[0] == policy.MethodU2F:
+		return "Touch your security key: "
 	case has(policy.MethodTOTP) && has(policy.MethodRecovery):
 		return "Verification code (authenticator app or recovery code): "
 	case has(policy.MethodTOTP):
@@ -119,10 +130,18 @@ func verificationToWire(v *service.Verification) wire.VerifyResponse {
 	out := wire.VerifyResponse{Result: string(v.Result), Method: string(v.Method)}
 	switch v.Result {
 	case service.ResultFail:
-		n := v.AttemptsLeft
-		out.AttemptsLeft = &n
+		if v.AttemptsLeft >= 0 {
+			n := v.AttemptsLeft
+			out.AttemptsLeft = &n
+		}
 		out.Reason = v.Reason
 		out.Message = "code rejected"
+		switch v.Reason {
+		case service.ReasonNoTouch:
+			out.Message = "the security key was not touched in time"
+		case service.ReasonNoKey:
+			out.Message = "no plugged security key is enrolled for this user"
+		}
 		if v.Reason == service.ReasonClockDrift {
 			out.Message = "code rejected: your authenticator's clock looks out of sync (" +
 				strconv.Itoa(v.DriftSteps) + " time steps); fix its time and try again"
@@ -189,6 +208,13 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
+func factorToWire(f service.FactorInfo) wire.Factor {
+	return wire.Factor{
+		ID: f.ID, Type: string(f.Type), Status: f.Status, Label: f.Label, Created: f.Created.UTC(),
+		Confirmed: timePtr(f.Confirmed), LastUsed: timePtr(f.LastUsed),
+	}
+}
+
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, id *Identity) error {
 	u, err := userParam(r, id)
 	if err != nil {
@@ -200,10 +226,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, id *Identity) e
 	}
 	out := wire.User{User: info.Name, Created: info.Created.UTC(), Factors: []wire.Factor{}, Failures: info.Failures, LockedUntil: timePtr(info.LockedUntil)}
 	for _, f := range info.Factors {
-		out.Factors = append(out.Factors, wire.Factor{
-			ID: f.ID, Type: string(f.Type), Status: f.Status, Label: f.Label, Created: f.Created.UTC(),
-			Confirmed: timePtr(f.Confirmed), LastUsed: timePtr(f.LastUsed),
-		})
+		out.Factors = append(out.Factors, factorToWire(f))
 	}
 	if info.Recovery != nil {
 		out.Recovery = &wire.Recovery{Total: info.Recovery.Total, Remaining: info.Recovery.Remaining, Created: info.Recovery.Created.UTC()}
@@ -281,6 +304,38 @@ func (s *Server) recoveryCodes(w http.ResponseWriter, r *http.Request, id *Ident
 		out.Codes[i] = c.Reveal()
 	}
 	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (s *Server) enrollU2F(w http.ResponseWriter, r *http.Request, id *Identity) error {
+	u, err := userParam(r, id)
+	if err != nil {
+		return err
+	}
+	var req wire.U2FEnrollRequest
+	if err := decode(r, &req, true); err != nil {
+		return err
+	}
+	f, err := s.opts.Service.EnrollU2F(r.Context(), caller(id), u, req.Label)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, factorToWire(*f))
+	return nil
+}
+
+func (s *Server) loginU2F(w http.ResponseWriter, r *http.Request, id *Identity) error {
+	if err := needLogin(id); err != nil {
+		return err
+	}
+	if err := decode(r, &struct{}{}, true); err != nil {
+		return err
+	}
+	v, err := s.opts.Service.VerifyLoginU2F(r.Context(), caller(id), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, verificationToWire(v))
 	return nil
 }
 

@@ -176,6 +176,19 @@ func (c *Client) GenerateRecoveryCodes(ctx context.Context, user string) (*wire.
 	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/recovery-codes", struct{}{}, &out)
 }
 
+// EnrollU2F registers the security key the user touches now (waits up to
+// the daemon's u2f.timeout).
+func (c *Client) EnrollU2F(ctx context.Context, user, label string) (*wire.Factor, error) {
+	var out wire.Factor
+	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/u2f", wire.U2FEnrollRequest{Label: label}, &out)
+}
+
+// LoginU2F runs the U2F step of a login started with Login.
+func (c *Client) LoginU2F(ctx context.Context, loginID string) (*wire.VerifyResponse, error) {
+	var out wire.VerifyResponse
+	return &out, c.do(ctx, "POST", "/v1/login/"+esc(loginID)+"/u2f", struct{}{}, &out)
+}
+
 // DeleteFactor removes one factor.
 func (c *Client) DeleteFactor(ctx context.Context, user, factorID string) error {
 	return c.do(ctx, "DELETE", "/v1/users/"+esc(user)+"/factors/"+esc(factorID), nil, nil)

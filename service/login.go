@@ -71,7 +71,7 @@ func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*
 	st := s.Settings()
 	var out *Login
 	err = s.db.Update(ctx, func(txn *store.Txn) error {
-		methods, err := usableMethods(txn, req.User)
+		methods, err := usableMethods(txn, req.User, req.RHost == "" && s.U2F != nil)
 		if err != nil {
 			return err
 		}
@@ -93,14 +93,16 @@ func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*
 }
 
 // usableMethods lists the methods the user can complete right now.
-func usableMethods(txn *store.Txn, user string) ([]policy.Method, error) {
+// U2F keys count only for local logins (a key must be plugged into this
+// machine) when the daemon drives U2F hardware.
+func usableMethods(txn *store.Txn, user string, u2fUsable bool) ([]policy.Method, error) {
 	u, _, err := loadUser(txn, user)
 	if err != nil {
 		return nil, err
 	}
 	var methods []policy.Method
 	for _, f := range u.Factors {
-		if f.Status == StatusActive {
+		if f.Status == StatusActive && (f.Type != policy.MethodU2F || u2fUsable) {
 			methods = append(methods, f.Type)
 		}
 	}

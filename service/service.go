@@ -69,6 +69,7 @@ type Settings struct {
 	Lockout        config.Lockout
 	AuditRetention time.Duration
 	LoginTTL       time.Duration
+	U2F            config.U2F
 }
 
 // SettingsFrom extracts the service settings from a validated config.
@@ -79,6 +80,7 @@ func SettingsFrom(c *config.Config) Settings {
 		Lockout:        c.Lockout,
 		AuditRetention: c.Audit.Retention,
 		LoginTTL:       c.Server.LoginTTL,
+		U2F:            c.U2F,
 	}
 }
 
@@ -110,6 +112,9 @@ type Service struct {
 	Now func() time.Time
 	// Rand is the source of secrets, codes and ids; nil means crypto/rand.
 	Rand io.Reader
+	// U2F drives the plugged security keys; nil when the daemon has no U2F
+	// hardware (U2F operations then fail with ErrU2FUnavailable).
+	U2F U2FKeys
 }
 
 // New returns a Service over db. recoveryKey keys the recovery-code hashes and

@@ -51,6 +51,7 @@ type factorRecord struct {
 	// Expires is when a pending factor is dropped (zero once active).
 	Expires time.Time   `json:"expires,omitzero"`
 	TOTP    *totpRecord `json:"totp,omitempty"`
+	U2F     *u2fRecord  `json:"u2f,omitempty"`
 }
 
 type totpRecord struct {
@@ -230,6 +231,13 @@ func (s *Service) DeleteFactor(ctx context.Context, c Caller, user, id string) e
 	return nil
 }
 
+func validateLabel(label string) error {
+	if len(label) > 64 || strings.ContainsFunc(label, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return invalid("label must be at most 64 printable characters")
+	}
+	return nil
+}
+
 // TOTPEnrollment is a pending TOTP factor: show the URI (as text or a QR
 // code) to the user once, then confirm it with a first code.
 type TOTPEnrollment struct {
@@ -244,8 +252,8 @@ func (s *Service) EnrollTOTP(ctx context.Context, c Caller, user, label string) 
 	if err := ValidateUserName(user); err != nil {
 		return nil, err
 	}
-	if len(label) > 64 || strings.ContainsFunc(label, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return nil, invalid("label must be at most 64 printable characters")
+	if err := validateLabel(label); err != nil {
+		return nil, err
 	}
 	st := s.Settings()
 	p := st.totpParams()

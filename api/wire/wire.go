@@ -32,6 +32,7 @@ const (
 	CodeLoginExpired     = "login_expired"
 	CodeCodeRejected     = "code_rejected"
 	CodeConflict         = "conflict"
+	CodeTimeout          = "timeout"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal"
 )
@@ -72,7 +73,7 @@ type VerifyResponse struct {
 	Method            string `json:"method,omitempty"`
 	AttemptsLeft      *int   `json:"attempts_left,omitempty"`
 	RetryAfter        *int   `json:"retry_after_s,omitempty"`
-	Reason            string `json:"reason,omitempty"` // invalid | clock_drift
+	Reason            string `json:"reason,omitempty"` // invalid | clock_drift | no_touch | no_key
 	Message           string `json:"message,omitempty"`
 	RecoveryRemaining *int   `json:"recovery_codes_left,omitempty"`
 	RecoveryLow       bool   `json:"recovery_codes_low,omitempty"`
@@ -165,7 +166,21 @@ type StoreStatus struct {
 
 // HardwareStatus lists attached hardware.
 type HardwareStatus struct {
-	Simulated bool `json:"simulated"`
+	Simulated bool     `json:"simulated"`
+	U2FKeys   []U2FKey `json:"u2f_keys"`
+	// U2FError says why keys could not be listed (e.g. permissions).
+	U2FError string `json:"u2f_error,omitempty"`
+}
+
+// U2FKey is a plugged security key.
+type U2FKey struct {
+	Path string `json:"path"`
+	Name string `json:"name"`
+}
+
+// U2FEnrollRequest is the body of POST /v1/users/{user}/u2f.
+type U2FEnrollRequest struct {
+	Label string `json:"label,omitempty"`
 }
 
 // AuditEvent is one audit log entry.

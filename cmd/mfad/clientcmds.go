@@ -107,6 +107,15 @@ func newStatus(g *globals) *cobra.Command {
 					hw = "simulated"
 				}
 				fmt.Fprintf(w, "hardware\t%s\n", hw)
+				if len(st.Hardware.U2FKeys) == 0 {
+					fmt.Fprintf(w, "u2f keys\tnone plugged in\n")
+				}
+				for _, k := range st.Hardware.U2FKeys {
+					fmt.Fprintf(w, "u2f key\t%s (%s)\n", k.Path, k.Name)
+				}
+				if st.Hardware.U2FError != "" {
+					fmt.Fprintf(w, "u2f problem\t%s\n", st.Hardware.U2FError)
+				}
 				w.Flush()
 			})
 		},
@@ -249,6 +258,64 @@ func newTOTP(g *globals) *cobra.Command {
 	return cmd
 }
 
+func newU2F(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "u2f", Short: "Enroll and list U2F security keys"}
+	var label string
+	enroll := &cobra.Command{
+		Use:   "enroll USER",
+		Short: "Enroll the security key plugged into this machine (touch it when it blinks)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cancel := ctx()
+			defer cancel()
+			if !g.json {
+				fmt.Fprintln(cmd.ErrOrStderr(), "Touch your security key...")
+			}
+			f, err := g.client().EnrollU2F(c, args[0], label)
+			if err != nil {
+				return err
+			}
+			return g.output(cmd.OutOrStdout(), f, func() {
+				fmt.Fprintf(cmd.OutOrStdout(), "security key enrolled (factor %s)\n", f.ID)
+			})
+		},
+	}
+	enroll.Flags().StringVar(&label, "label", "", "a name for this key, e.g. \"blue yubikey\"")
+	list := &cobra.Command{
+		Use:   "list USER",
+		Short: "List a user's security keys",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cancel := ctx()
+			defer cancel()
+			u, err := g.client().User(c, args[0])
+			if err != nil {
+				return err
+			}
+			keys := []wire.Factor{}
+			for _, f := range u.Factors {
+				if f.Type == "u2f" {
+					keys = append(keys, f)
+				}
+			}
+			return g.output(cmd.OutOrStdout(), keys, func() {
+				if len(keys) == 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s has no security keys\n", args[0])
+				}
+				for _, f := range keys {
+					last := "never used"
+					if f.LastUsed != nil {
+						last = "last used " + f.LastUsed.Local().Format(time.RFC3339)
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\tenrolled %s, %s\n", f.ID, f.Label, f.Created.Local().Format(time.RFC3339), last)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(enroll, list)
+	return cmd
+}
+
 func newRecoveryCodes(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "recovery-codes", Short: "Manage one-time recovery codes"}
 	var noConfirm bool
@@ -346,6 +413,10 @@ func printVerification(out io.Writer, v *wire.VerifyResponse) {
 	case "locked":
 		fmt.Fprintf(out, "locked: too many failed attempts; retry in %ds\n", deref(v.RetryAfter))
 	default:
+		if v.AttemptsLeft == nil {
+			fmt.Fprintf(out, "rejected: %s\n", v.Message)
+			return
+		}
 		fmt.Fprintf(out, "rejected: %s (%d attempts left)\n", v.Message, deref(v.AttemptsLeft))
 	}
 }
@@ -379,9 +450,28 @@ func newLogin(g *globals) *cobra.Command {
 			case "deny":
 				return &exitError{code: 1, err: fmt.Errorf("login denied: %s", l.Reason)}
 			}
+			if l.Default == "u2f" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "Touch your security key...")
+				v, err := cl.LoginU2F(c, l.LoginID)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				if v.Result != "fail" || !g.json {
+					_ = g.output(out, v, func() { printVerification(out, v) })
+				}
+				switch {
+				case v.Result == "ok":
+					return nil
+				case v.Result == "locked":
+					return &exitError{code: 1}
+				case len(l.Methods) == 1:
+					return &exitError{code: 1}
+				}
+				fmt.Fprintln(cmd.ErrOrStderr(), "Falling back to a code.")
+			}
 			p := newPrompter(cmd)
 			for {
-				code, err := p.ask(l.Prompt)
+				code, err := p.ask(codePrompt(l))
 				if err != nil {
 					return &exitError{code: 2, err: err}
 				}
@@ -408,6 +498,14 @@ func newLogin(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&rhost, "rhost", "", "remote host (empty for a local login)")
 	cmd.Flags().StringVar(&tty, "tty", "", "terminal")
 	return cmd
+}
+
+// codePrompt is the prompt for a code, also after a U2F step.
+func codePrompt(l *wire.LoginResponse) string {
+	if l.Default != "u2f" {
+		return l.Prompt
+	}
+	return "Verification code (authenticator app or recovery code): "
 }
 
 func newAudit(g *globals) *cobra.Command {

@@ -141,6 +141,28 @@ func runDemo(parent context.Context, out io.Writer, dir string, log *slog.Logger
 		return err
 	}
 
+	step("Enroll a U2F security key (the simulated key, touched at once)")
+	f, err := cl.EnrollU2F(ctx, user, "desk key")
+	if err != nil {
+		return err
+	}
+	say("factor %s (%s) is active", f.ID, f.Type)
+
+	step("Log in at the console: the strongest factor, the key, is the default")
+	l, err := cl.Login(ctx, wire.LoginRequest{User: user, Service: "login", TTY: "tty1"})
+	if err != nil {
+		return err
+	}
+	say("POST /v1/login -> %s, methods %v, default %s", l.Decision, l.Methods, l.Default)
+	v, err := cl.LoginU2F(ctx, l.LoginID)
+	if err != nil {
+		return err
+	}
+	say("touch -> %s (%s)", v.Result, v.Method)
+	if v.Result != "ok" {
+		return fmt.Errorf("demo expected the key to log in, got %q", v.Result)
+	}
+
 	step("What the audit log recorded")
 	a, err := cl.Audit(ctx, client.AuditQuery{User: user})
 	if err != nil {

@@ -14,6 +14,7 @@
 //	mfad status
 //	mfad user show USER | user delete USER
 //	mfad totp enroll USER [--label L] [--no-confirm] | totp confirm USER FACTOR CODE
+//	mfad u2f enroll USER [--label L] | u2f list USER
 //	mfad recovery-codes generate USER [--no-confirm]
 //	mfad verify USER CODE            exit 0 accepted, 1 rejected, 2 error
 //	mfad login USER [--service S] [--rhost H]
@@ -85,7 +86,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "machine-readable JSON output")
 	root.AddCommand(
 		newServe(), newCheckConfig(), newDemo(),
-		newStatus(g), newUser(g), newTOTP(g), newRecoveryCodes(g), newVerify(g), newLogin(g),
+		newStatus(g), newUser(g), newTOTP(g), newU2F(g), newRecoveryCodes(g), newVerify(g), newLogin(g),
 		newAudit(g), newBackup(g), newRestore(g),
 	)
 	return root

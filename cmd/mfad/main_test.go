@@ -51,6 +51,7 @@ type daemonProc struct {
 	socket string
 	cmd    *exec.Cmd
 	stderr *syncBuffer
+	sim    bool // run with --sim
 }
 
 // syncBuffer is a bytes.Buffer safe for the exec goroutine writing and the
@@ -98,7 +99,11 @@ func (d *daemonProc) writeConfig(extra string) {
 func (d *daemonProc) start() {
 	d.t.Helper()
 	d.stderr = &syncBuffer{}
-	d.cmd = exec.Command(mfadBin, "serve", "--config", d.config)
+	args := []string{"serve", "--config", d.config}
+	if d.sim {
+		args = append(args, "--sim")
+	}
+	d.cmd = exec.Command(mfadBin, args...)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
@@ -553,5 +558,41 @@ func TestSystemdIntegration(t *testing.T) {
 	want("STOPPING=1")
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("daemon exit: %v\n%s", err, stderr)
+	}
+}
+
+// With --sim the daemon drives a simulated U2F key through the same code
+// as real keys: enroll it, log in at the console with a touch.
+func TestSimulatedU2FKey(t *testing.T) {
+	d := newDaemonDir(t, "")
+	d.sim = true
+	d.start()
+	var st wire.Status
+	decodeJSON(t, d.run("", "status", "--json").mustOK(t), &st)
+	if !st.Hardware.Simulated || len(st.Hardware.U2FKeys) != 1 {
+		t.Fatalf("hardware: %+v", st.Hardware)
+	}
+	if r := d.run("", "u2f", "enroll", "alice", "--label", "desk key").mustOK(t); !strings.Contains(r.stdout, "security key enrolled") {
+		t.Fatalf("u2f enroll: %s", r.stdout)
+	}
+	if r := d.run("", "u2f", "list", "alice").mustOK(t); !strings.Contains(r.stdout, "desk key") {
+		t.Fatalf("u2f list: %s", r.stdout)
+	}
+	r := d.run("", "login", "alice", "--service", "login", "--tty", "tty1").mustOK(t)
+	if !strings.Contains(r.stdout, "accepted (u2f)") || !strings.Contains(r.stderr, "Touch your security key") {
+		t.Fatalf("console login: %s %s", r.stdout, r.stderr)
+	}
+	// A remote login does not offer the key; without another factor it
+	// cannot pass.
+	if r := d.run("000000\n", "login", "alice", "--rhost", "192.0.2.1"); r.code == 0 || strings.Contains(r.stderr, "u2f") {
+		t.Fatalf("remote login: %+v", r)
+	}
+	// Without --sim there is no key on this machine.
+	d.stop()
+	d.sim = false
+	d.start()
+	decodeJSON(t, d.run("", "status", "--json").mustOK(t), &st)
+	if st.Hardware.Simulated || len(st.Hardware.U2FKeys) != 0 {
+		t.Fatalf("hardware without --sim: %+v", st.Hardware)
 	}
 }

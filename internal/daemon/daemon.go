@@ -26,8 +26,11 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/mfad/mfad/api"
+	"github.com/mfad/mfad/api/wire"
 	"github.com/mfad/mfad/config"
+	"github.com/mfad/mfad/hw/u2f"
 	"github.com/mfad/mfad/service"
+	"github.com/mfad/mfad/sim"
 	"github.com/mfad/mfad/store"
 )
 
@@ -121,6 +124,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	keys, err := u2fSource(o.Simulated)
+	if err != nil {
+		return err
+	}
+	svc.U2F = &u2f.Client{Source: keys}
 	clear(master)
 
 	authz, warnings := api.NewAuthorizer(os.Getuid(), cfg.Server.LoginGroups, cfg.Server.AdminGroups)
@@ -131,6 +139,7 @@ func Run(ctx context.Context, o Options) error {
 		Service: svc, Store: db, Authorizer: authz, Log: log, Version: o.Version,
 		Limits:   limits(cfg),
 		StoreDir: DBDir(cfg), Simulated: o.Simulated,
+		U2FKeys: func() ([]wire.U2FKey, error) { return listKeys(keys) },
 	})
 
 	serveErr := make(chan error, 1)
@@ -192,6 +201,30 @@ func trimHeap() {
 	if sample[0].Value.Kind() == metrics.KindUint64 && sample[0].Value.Uint64() > 16<<20 {
 		debug.FreeOSMemory()
 	}
+}
+
+// u2fSource returns where security keys come from: a simulated key (package
+// sim) with --sim, else the hidraw devices of real keys.
+func u2fSource(simulated bool) (u2f.Source, error) {
+	if !simulated {
+		return u2f.HID{}, nil
+	}
+	key, err := sim.NewU2FKey(sim.U2FKeyOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("creating the simulated U2F key: %w", err)
+	}
+	return u2f.StaticSource{{Path: "sim:u2f0", Name: key.Name(), Dev: key}}, nil
+}
+
+// listKeys describes the keys plugged in now, for /v1/status.
+func listKeys(src u2f.Source) ([]wire.U2FKey, error) {
+	keys, err := src.Keys()
+	out := make([]wire.U2FKey, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, wire.U2FKey{Path: k.Path, Name: k.Name})
+		k.Close()
+	}
+	return out, err
 }
 
 func limits(c *config.Config) api.Limits {

@@ -1,0 +1,198 @@
+package api_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mfad/mfad/api/wire"
+	"github.com/mfad/mfad/client"
+	"github.com/mfad/mfad/hw/u2f"
+	"github.com/mfad/mfad/internal/testenv"
+	"github.com/mfad/mfad/sim"
+)
+
+// plug gives the service a U2F client over the given simulated keys. The
+// client polls on its own fake clock, so waiting for a touch costs no real
+// time.
+func (s *stack) plug(t *testing.T, keys ...*sim.U2FKey) *u2f.Client {
+	t.Helper()
+	var src u2f.StaticSource
+	for i, k := range keys {
+		src = append(src, u2f.Key{Path: "sim:" + string(rune('a'+i)), Name: k.Name(), Dev: k})
+	}
+	clk := testenv.NewClock(time.Unix(0, 0))
+	c := &u2f.Client{
+		Source:  src,
+		Timeout: 5 * time.Second,
+		Now:     clk.Now,
+		Sleep:   func(ctx context.Context, d time.Duration) error { clk.Add(d); return ctx.Err() },
+	}
+	s.svc.U2F = c
+	return c
+}
+
+func seededKey(t *testing.T, seed uint64, presence sim.U2FPresence) *sim.U2FKey {
+	t.Helper()
+	k, err := sim.NewU2FKey(sim.U2FKeyOptions{Presence: presence, Rand: rand.NewChaCha8([32]byte{byte(seed)})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestU2FEnrollAndLogin(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	key := seededKey(t, 1, sim.U2FPresenceAuto)
+	s.plug(t, key)
+
+	f, err := s.cl.EnrollU2F(ctx, "alice", "desk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Type != "u2f" || f.Status != "active" || f.Label != "desk" {
+		t.Fatalf("factor = %+v", f)
+	}
+	// A console login offers the key first.
+	l, err := s.cl.Login(ctx, wire.LoginRequest{User: "alice", Service: "login", TTY: "tty1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Default != "u2f" || !strings.Contains(l.Prompt, "Touch") {
+		t.Fatalf("console login = %+v, want u2f first", l)
+	}
+	for i := 1; i <= 2; i++ {
+		l, _ := s.cl.Login(ctx, wire.LoginRequest{User: "alice", Service: "login"})
+		v, err := s.cl.LoginU2F(ctx, l.LoginID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Result != "ok" || v.Method != "u2f" {
+			t.Fatalf("touch %d = %+v", i, v)
+		}
+		if key.Counter() != uint32(i) {
+			t.Fatalf("key counter %d after %d logins", key.Counter(), i)
+		}
+		// The finished login cannot be reused.
+		if _, err := s.cl.LoginU2F(ctx, l.LoginID); !client.IsCode(err, wire.CodeLoginExpired) {
+			t.Fatalf("reusing a finished login: %v", err)
+		}
+	}
+	// A remote login never offers the key: it is plugged into this machine.
+	rl, err := s.cl.Login(ctx, wire.LoginRequest{User: "alice", Service: "sshd", RHost: "192.0.2.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range rl.Methods {
+		if m == "u2f" {
+			t.Fatalf("remote login offers u2f: %+v", rl)
+		}
+	}
+}
+
+func TestU2FNoTouchDoesNotCount(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	key := seededKey(t, 2, sim.U2FPresenceAuto)
+	s.plug(t, key)
+	if _, err := s.cl.EnrollU2F(ctx, "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	key.SetPresence(sim.U2FPresenceNever)
+	l, _ := s.cl.Login(ctx, wire.LoginRequest{User: "bob"})
+	v, err := s.cl.LoginU2F(ctx, l.LoginID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Result != "fail" || v.Reason != "no_touch" || v.AttemptsLeft != nil {
+		t.Fatalf("no touch = %+v", v)
+	}
+	u, _ := s.cl.User(ctx, "bob")
+	if u.Failures != 0 {
+		t.Fatalf("a missing touch counted as a failure: %d", u.Failures)
+	}
+	// The login is still open: touch now.
+	key.Touch()
+	if v, err := s.cl.LoginU2F(ctx, l.LoginID); err != nil || v.Result != "ok" {
+		t.Fatalf("after a touch: %+v %v", v, err)
+	}
+	// Enrollment without a touch times out.
+	if _, err := s.cl.EnrollU2F(ctx, "bob", ""); !client.IsCode(err, wire.CodeTimeout) {
+		t.Fatalf("enrolling without a touch: %v", err)
+	}
+}
+
+// A key whose counter goes backwards is a possible clone: refused, counted
+// and audited.
+func TestU2FClonedKeyIsRejected(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	original := seededKey(t, 3, sim.U2FPresenceAuto)
+	s.plug(t, original)
+	if _, err := s.cl.EnrollU2F(ctx, "carol", ""); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		l, _ := s.cl.Login(ctx, wire.LoginRequest{User: "carol"})
+		if v, err := s.cl.LoginU2F(ctx, l.LoginID); err != nil || v.Result != "ok" {
+			t.Fatalf("original key: %+v %v", v, err)
+		}
+	}
+	// Same seed: same wrapping key and attestation, fresh counter.
+	clone := seededKey(t, 3, sim.U2FPresenceAuto)
+	s.plug(t, clone)
+	l, _ := s.cl.Login(ctx, wire.LoginRequest{User: "carol"})
+	v, err := s.cl.LoginU2F(ctx, l.LoginID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Result != "fail" || v.AttemptsLeft == nil || *v.AttemptsLeft != s.cfg.Lockout.MaxFailures-1 {
+		t.Fatalf("cloned key = %+v, want a counted failure", v)
+	}
+	a, err := s.cl.Audit(ctx, client.AuditQuery{User: "carol", Action: "verify"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(a.Events[0].Detail, "possible cloned key") {
+		t.Fatalf("clone not audited: %+v", a.Events[0])
+	}
+	// With counter_regression = "allow" it logs in, still audited.
+	st := s.svc.Settings()
+	st.U2F.CounterRegression = "allow"
+	s.svc.SetSettings(st)
+	if v, err := s.cl.LoginU2F(ctx, l.LoginID); err != nil || v.Result != "ok" {
+		t.Fatalf("allowed regression: %+v %v", v, err)
+	}
+}
+
+func TestU2FWithoutHardwareOrKeys(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	if _, err := s.cl.EnrollU2F(ctx, "dave", ""); !client.IsCode(err, wire.CodeUnavailable) {
+		t.Fatalf("no U2F hardware: %v", err)
+	}
+	s.plug(t) // hardware, but nothing plugged in
+	if _, err := s.cl.EnrollU2F(ctx, "dave", ""); !client.IsCode(err, wire.CodeConflict) || !strings.Contains(err.Error(), "plugged") {
+		t.Fatalf("no key plugged: %v", err)
+	}
+	key := seededKey(t, 4, sim.U2FPresenceAuto)
+	s.plug(t, key)
+	if _, err := s.cl.EnrollU2F(ctx, "dave", ""); err != nil {
+		t.Fatal(err)
+	}
+	// The key is pulled: the login step fails cleanly.
+	key.SetFault(sim.U2FFaultDisconnect)
+	l, _ := s.cl.Login(ctx, wire.LoginRequest{User: "dave"})
+	if _, err := s.cl.LoginU2F(ctx, l.LoginID); !client.IsCode(err, wire.CodeUnavailable) || !strings.Contains(err.Error(), "stopped answering") {
+		t.Fatalf("pulled key: %v", err)
+	}
+	// Another user's key does not hold dave's handle.
+	s.plug(t, seededKey(t, 5, sim.U2FPresenceAuto))
+	v, err := s.cl.LoginU2F(ctx, l.LoginID)
+	if err != nil || v.Result != "fail" || v.Reason != "no_key" {
+		t.Fatalf("foreign key: %+v %v", v, err)
+	}
+}
