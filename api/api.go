@@ -269,6 +269,8 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) int
 	case errors.Is(err, service.ErrU2FDevice):
 		s.log.Warn("security key failed", "err", err)
 		ae = &apiError{http.StatusServiceUnavailable, wire.CodeUnavailable, "the security key stopped answering (pulled out?); plug it in and try again"}
+	case errors.Is(err, service.ErrU2FUntrusted):
+		ae = &apiError{http.StatusUnprocessableEntity, wire.CodeCodeRejected, "this security key's maker is not on the attestation allow-list (u2f.attestation_ca_file)"}
 	case errors.Is(err, service.ErrU2FNoKey):
 		ae = &apiError{http.StatusConflict, wire.CodeConflict, "no security key is plugged in"}
 	case errors.Is(err, service.ErrU2FTimeout):

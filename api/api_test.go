@@ -61,7 +61,7 @@ type stack struct {
 
 // newStack runs the real service and API on a real Unix socket over an
 // in-memory (but encrypted) Badger store.
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	cfg := config.Default(config.Env{UID: 0})
 	clk := testenv.NewClock(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC))

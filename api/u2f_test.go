@@ -2,7 +2,10 @@ package api_test
 
 import (
 	"context"
+	"encoding/pem"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +20,7 @@ import (
 // plug gives the service a U2F client over the given simulated keys. The
 // client polls on its own fake clock, so waiting for a touch costs no real
 // time.
-func (s *stack) plug(t *testing.T, keys ...*sim.U2FKey) *u2f.Client {
+func (s *stack) plug(t testing.TB, keys ...*sim.U2FKey) *u2f.Client {
 	t.Helper()
 	var src u2f.StaticSource
 	for i, k := range keys {
@@ -34,7 +37,7 @@ func (s *stack) plug(t *testing.T, keys ...*sim.U2FKey) *u2f.Client {
 	return c
 }
 
-func seededKey(t *testing.T, seed uint64, presence sim.U2FPresence) *sim.U2FKey {
+func seededKey(t testing.TB, seed uint64, presence sim.U2FPresence) *sim.U2FKey {
 	t.Helper()
 	k, err := sim.NewU2FKey(sim.U2FKeyOptions{Presence: presence, Rand: rand.NewChaCha8([32]byte{byte(seed)})})
 	if err != nil {
@@ -55,6 +58,9 @@ func TestU2FEnrollAndLogin(t *testing.T) {
 	}
 	if f.Type != "u2f" || f.Status != "active" || f.Label != "desk" {
 		t.Fatalf("factor = %+v", f)
+	}
+	if key.Winks() != 1 {
+		t.Fatalf("the key blinked %d times during enrollment, want 1", key.Winks())
 	}
 	// A console login offers the key first.
 	l, err := s.cl.Login(ctx, wire.LoginRequest{User: "alice", Service: "login", TTY: "tty1"})
@@ -194,5 +200,61 @@ func TestU2FWithoutHardwareOrKeys(t *testing.T) {
 	v, err := s.cl.LoginU2F(ctx, l.LoginID)
 	if err != nil || v.Result != "fail" || v.Reason != "no_key" {
 		t.Fatalf("foreign key: %+v %v", v, err)
+	}
+}
+
+// With an attestation allow-list only keys from the listed makers enroll.
+func TestU2FAttestationAllowList(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	trusted := seededKey(t, 6, sim.U2FPresenceAuto)
+	other := seededKey(t, 7, sim.U2FPresenceAuto)
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: trusted.AttestationCertificate()})
+	if err := os.WriteFile(ca, pemBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := s.svc.Settings()
+	st.U2F.AttestationCAFile = ca
+	s.svc.SetSettings(st)
+
+	s.plug(t, other)
+	if _, err := s.cl.EnrollU2F(ctx, "erin", ""); !client.IsCode(err, wire.CodeCodeRejected) || !strings.Contains(err.Error(), "allow-list") {
+		t.Fatalf("untrusted key: %v", err)
+	}
+	s.plug(t, trusted)
+	if _, err := s.cl.EnrollU2F(ctx, "erin", ""); err != nil {
+		t.Fatalf("trusted key: %v", err)
+	}
+	a, _ := s.cl.Audit(ctx, client.AuditQuery{User: "erin", Action: "u2f.enroll"})
+	if len(a.Events) != 2 || a.Events[1].Result != "fail" || a.Events[0].Result != "ok" {
+		t.Fatalf("audit: %+v", a.Events)
+	}
+}
+
+// BenchmarkU2FLoginOverSocket measures a whole console login with the
+// simulated key over the real socket: POST /v1/login, then POST
+// /v1/login/{id}/u2f (check-only, sign, relying-party verification, and the
+// decision transaction). The store is in memory, so fsync is not included.
+//
+//	go test -run '^$' -bench U2FLoginOverSocket ./api/
+func BenchmarkU2FLoginOverSocket(b *testing.B) {
+	s := newStack(b)
+	ctx := context.Background()
+	s.plug(b, seededKey(b, 8, sim.U2FPresenceAuto))
+	if _, err := s.cl.EnrollU2F(ctx, "bench", ""); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		l, err := s.cl.Login(ctx, wire.LoginRequest{User: "bench", Service: "login"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, err := s.cl.LoginU2F(ctx, l.LoginID)
+		if err != nil || v.Result != "ok" {
+			b.Fatalf("%+v %v", v, err)
+		}
 	}
 }

@@ -38,6 +38,7 @@ func options() []option {
 		{"lockout.duration", false, func(a, b *Config) bool { return a.Lockout.Duration == b.Lockout.Duration }},
 		{"u2f.app_id", false, func(a, b *Config) bool { return a.U2F.AppID == b.U2F.AppID }},
 		{"u2f.timeout", false, func(a, b *Config) bool { return a.U2F.Timeout == b.U2F.Timeout }},
+		{"u2f.attestation_ca_file", false, func(a, b *Config) bool { return a.U2F.AttestationCAFile == b.U2F.AttestationCAFile }},
 		{"u2f.counter_regression", false, func(a, b *Config) bool { return a.U2F.CounterRegression == b.U2F.CounterRegression }},
 		{"audit.retention", false, func(a, b *Config) bool { return a.Audit.Retention == b.Audit.Retention }},
 		{"log.level", false, func(a, b *Config) bool { return a.Log.Level == b.Log.Level }},

@@ -167,6 +167,12 @@ type U2F struct {
 	// Timeout (timeout) is how long enrollment and login wait for a touch,
 	// 1s .. 5m. Default 30s.
 	Timeout time.Duration
+	// AttestationCAFile (attestation_ca_file) is a PEM file of CA
+	// certificates; when set, only keys whose attestation certificate
+	// chains to one of them can be enrolled (expiry is ignored: many
+	// genuine attestation certificates are long expired). "" accepts any
+	// key. Resolved against the configuration file's directory.
+	AttestationCAFile string
 	// CounterRegression (counter_regression) is what happens when a key's
 	// signature counter did not increase, the mark of a cloned key:
 	// "reject" (default) refuses the login and audits it; "allow" accepts

@@ -121,7 +121,7 @@ func (f *fileBlocks) apply(c *checker, cfg *Config, base string) {
 	applyAll(c, "recovery", f.Recovery, func(b *recoveryBlock) { b.apply(c, &cfg.Recovery) })
 	applyAll(c, "lockout", f.Lockout, func(b *lockoutBlock) { b.apply(c, &cfg.Lockout) })
 	applyAll(c, "audit", f.Audit, func(b *auditBlock) { b.apply(c, &cfg.Audit) })
-	applyAll(c, "u2f", f.U2F, func(b *u2fBlock) { b.apply(c, &cfg.U2F) })
+	applyAll(c, "u2f", f.U2F, func(b *u2fBlock) { b.apply(c, &cfg.U2F, base) })
 	applyAll(c, "log", f.Log, func(b *logBlock) { b.apply(c, &cfg.Log) })
 }
 
@@ -347,12 +347,16 @@ type u2fBlock struct {
 	AppID             *hcl.Attribute `hcl:"app_id,attr"`
 	Timeout           *hcl.Attribute `hcl:"timeout,attr"`
 	CounterRegression *hcl.Attribute `hcl:"counter_regression,attr"`
+	AttestationCAFile *hcl.Attribute `hcl:"attestation_ca_file,attr"`
 	DefRange          hcl.Range      `hcl:",def_range"`
 }
 
 func (b *u2fBlock) defRange() hcl.Range { return b.DefRange }
 
-func (b *u2fBlock) apply(c *checker, u *U2F) {
+func (b *u2fBlock) apply(c *checker, u *U2F, base string) {
+	if p, ok := c.path(b.AttestationCAFile, "u2f.attestation_ca_file", base, true); ok {
+		u.AttestationCAFile = p
+	}
 	if s, ok := c.str(b.AppID, "u2f.app_id", `Use a URL-like identity such as "pam://login.example.org", or "" for "pam://" + this host's name.`); ok {
 		if len(s) > 256 || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			c.errorf(b.AppID.Expr.Range(), "u2f.app_id must be at most 256 printable characters.", "Invalid u2f.app_id")

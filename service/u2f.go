@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,6 +37,9 @@ var (
 	ErrU2FNoKey = errors.New("no security key is plugged in")
 	// ErrU2FTimeout: nobody touched the key in time (enrollment).
 	ErrU2FTimeout = errors.New("the security key was not touched in time")
+	// ErrU2FUntrusted: the key's attestation does not chain to the
+	// configured allow-list of CAs (u2f.attestation_ca_file).
+	ErrU2FUntrusted = errors.New("this security key's attestation is not on the allow-list")
 	// ErrU2FDevice: the key failed mid-request (pulled out, busy, garbage).
 	ErrU2FDevice = errors.New("the security key stopped answering")
 )
@@ -110,6 +114,21 @@ func (s *Service) EnrollU2F(ctx context.Context, c Caller, user, label string) (
 	reg, err := u2f.VerifyRegistration(raw, appParam, chal)
 	if err != nil {
 		return nil, fmt.Errorf("the security key answered an invalid registration: %w", err)
+	}
+	if st.U2F.AttestationCAFile != "" {
+		roots, err := LoadAttestationRoots(st.U2F.AttestationCAFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := u2f.VerifyAttestationCA(reg, roots, true); err != nil {
+			ev := auditEvent(c, user, "u2f.enroll")
+			ev.Method, ev.Result = "u2f", "fail"
+			ev.Detail = fmt.Sprintf("attestation %x not trusted", reg.CertificateSHA256[:8])
+			if err := s.change(ctx, &ev, nil); err != nil {
+				return nil, err
+			}
+			return nil, ErrU2FUntrusted
+		}
 	}
 	ev := auditEvent(c, user, "u2f.enroll")
 	ev.Method, ev.Result = "u2f", "ok"
@@ -258,6 +277,20 @@ func (s *Service) VerifyLoginU2F(ctx context.Context, c Caller, loginID string) 
 		out.Method = policy.MethodU2F
 		return true, detail, nil
 	})
+}
+
+// LoadAttestationRoots reads a PEM file of CA certificates for
+// u2f.attestation_ca_file.
+func LoadAttestationRoots(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading u2f.attestation_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("u2f.attestation_ca_file %s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // touchTimeout is how long to wait for a touch (30 s when unset).

@@ -160,6 +160,7 @@ type U2FKey struct {
 	fault        U2FFault
 	disconnected bool
 	calls        int
+	winks        int
 }
 
 // NewU2FKey creates a simulated U2F key with a fresh wrapping key, a fresh
@@ -261,6 +262,25 @@ func (k *U2FKey) Calls() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.calls
+}
+
+// Wink makes the key blink (U2FHID_WINK), so the user knows which key to
+// touch; the simulated key only counts it. A disconnected key fails.
+func (k *U2FKey) Wink() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.fault == U2FFaultDisconnect {
+		return fmt.Errorf("u2f key %q: %w", k.name, ErrU2FDisconnected)
+	}
+	k.winks++
+	return nil
+}
+
+// Winks returns how often the key was asked to blink.
+func (k *U2FKey) Winks() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.winks
 }
 
 // Touch grants user presence to the next request that needs it, whatever

@@ -191,6 +191,9 @@ func (c *Client) pollPresence(ctx context.Context, attempts []attempt, try func(
 	}
 }
 
+// winker is implemented by keys that can blink (u2fhid.Device, sim.U2FKey).
+type winker interface{ Wink() error }
+
 // Register asks every plugged key to register (appParam, challengeParam) and
 // returns the raw registration response of the first key touched (status
 // word stripped, as VerifyRegistration expects) and that key's Path. It
@@ -207,6 +210,10 @@ func (c *Client) Register(ctx context.Context, appParam, challengeParam [32]byte
 	attempts := make([]attempt, len(keys))
 	for i, k := range keys {
 		attempts[i] = attempt{key: k, tok: u2ftoken.NewToken(k.Dev)}
+		// Keys that can blink show the user which one to touch.
+		if w, ok := k.Dev.(winker); ok {
+			_ = w.Wink()
+		}
 	}
 	req := u2ftoken.RegisterRequest{Challenge: bytes.Clone(challengeParam[:]), Application: bytes.Clone(appParam[:])}
 	a, err := c.pollPresence(ctx, attempts, func(a attempt) error {

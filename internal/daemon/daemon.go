@@ -124,6 +124,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if f := cfg.U2F.AttestationCAFile; f != "" {
+		if _, err := service.LoadAttestationRoots(f); err != nil {
+			return err
+		}
+	}
 	keys, err := u2fSource(o.Simulated)
 	if err != nil {
 		return err
