@@ -258,3 +258,33 @@ func BenchmarkU2FLoginOverSocket(b *testing.B) {
 		}
 	}
 }
+
+// Through the socket: the handle on the second of two plugged keys, and a
+// changed app ID that makes an enrolled key unusable.
+func TestU2FTwoKeysAndAppID(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	first, second := seededKey(t, 9, sim.U2FPresenceNever), seededKey(t, 10, sim.U2FPresenceAuto)
+	s.plug(t, second)
+	if _, err := s.cl.EnrollU2F(ctx, "frank", ""); err != nil {
+		t.Fatal(err)
+	}
+	s.plug(t, first, second) // the first key is never touched and holds nothing
+	l, _ := s.cl.Login(ctx, wire.LoginRequest{User: "frank"})
+	v, err := s.cl.LoginU2F(ctx, l.LoginID)
+	if err != nil || v.Result != "ok" {
+		t.Fatalf("handle on the second key: %+v %v", v, err)
+	}
+	if first.Counter() != 0 || second.Counter() != 1 {
+		t.Fatalf("counters %d/%d: only the holding key may sign", first.Counter(), second.Counter())
+	}
+	// Another app ID: the key's handle is bound to the old one.
+	st := s.svc.Settings()
+	st.U2F.AppID = "pam://elsewhere"
+	s.svc.SetSettings(st)
+	l, _ = s.cl.Login(ctx, wire.LoginRequest{User: "frank"})
+	v, err = s.cl.LoginU2F(ctx, l.LoginID)
+	if err != nil || v.Result != "fail" || v.Reason != "no_key" {
+		t.Fatalf("after an app ID change: %+v %v", v, err)
+	}
+}
