@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/flynn/u2f/u2fhid"
 	"github.com/flynn/u2f/u2ftoken"
@@ -43,11 +44,48 @@ func (HID) Keys() ([]Key, error) {
 		keys = append(keys, Key{
 			Path:  info.Path,
 			Name:  hidName(info.Manufacturer, info.Product, info.VendorID, info.ProductID),
-			Dev:   dev,
+			Dev:   &retrying{dev: dev, sleep: time.Sleep},
 			close: dev.Close,
 		})
 	}
 	return keys, errors.Join(errs...)
+}
+
+// hidDevice is what retrying needs of a u2fhid.Device.
+type hidDevice interface {
+	Message(apdu []byte) ([]byte, error)
+	Wink() error
+}
+
+// retrying works around two flynn/u2f quirks: a key answering "channel
+// busy" (another program is talking to it) and flynn's fixed 3 s read
+// timeout are both reported as plain errors, though both are transient. Such
+// a request is retried up to three times with a growing pause before the key
+// counts as failed. Retrying is safe: registration and check-only requests
+// change nothing, and repeating a signature whose answer was lost only
+// advances the key's counter, which the relying party accepts.
+type retrying struct {
+	dev   hidDevice
+	sleep func(time.Duration)
+}
+
+func (r *retrying) Message(apdu []byte) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := r.dev.Message(apdu)
+		if err == nil || attempt == 3 || !transient(err) {
+			return resp, err
+		}
+		r.sleep(50 * time.Millisecond << attempt)
+	}
+}
+
+func (r *retrying) Wink() error { return r.dev.Wink() }
+
+// transient reports whether err is one of flynn's retryable HID errors; it
+// has no typed errors, so this matches its messages.
+func transient(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "channel busy") || strings.Contains(msg, "read timed out")
 }
 
 // hidName returns a human-readable name for a HID device.
