@@ -288,3 +288,36 @@ func TestU2FTwoKeysAndAppID(t *testing.T) {
 		t.Fatalf("after an app ID change: %+v %v", v, err)
 	}
 }
+
+// A key that signs the wrong challenge, or replays its last answer, is
+// refused; the failure counts and is audited.
+func TestU2FBadSignaturesAreRefused(t *testing.T) {
+	for _, fault := range []sim.U2FFault{sim.U2FFaultWrongChallenge, sim.U2FFaultReplay} {
+		t.Run(fault.String(), func(t *testing.T) {
+			s := newStack(t)
+			ctx := context.Background()
+			key := seededKey(t, 11, sim.U2FPresenceAuto)
+			s.plug(t, key)
+			if _, err := s.cl.EnrollU2F(ctx, "grace", ""); err != nil {
+				t.Fatal(err)
+			}
+			l, _ := s.cl.Login(ctx, wire.LoginRequest{User: "grace"})
+			if v, err := s.cl.LoginU2F(ctx, l.LoginID); err != nil || v.Result != "ok" {
+				t.Fatalf("honest touch: %+v %v", v, err)
+			}
+			key.SetFault(fault)
+			l, _ = s.cl.Login(ctx, wire.LoginRequest{User: "grace"})
+			v, err := s.cl.LoginU2F(ctx, l.LoginID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Result != "fail" || v.AttemptsLeft == nil || *v.AttemptsLeft != s.cfg.Lockout.MaxFailures-1 {
+				t.Fatalf("%s: %+v, want a counted failure", fault, v)
+			}
+			a, _ := s.cl.Audit(ctx, client.AuditQuery{User: "grace", Action: "verify"})
+			if a.Events[0].Result != "fail" || !strings.Contains(a.Events[0].Detail, "u2f") {
+				t.Fatalf("audit: %+v", a.Events[0])
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
@@ -115,6 +116,13 @@ const (
 	// U2FFaultDisconnect makes this and every later Message call return an
 	// error wrapping ErrU2FDisconnected; SetFault cannot undo it.
 	U2FFaultDisconnect
+	// U2FFaultWrongChallenge makes the key sign authentications over a
+	// challenge other than the one it was sent (a well-formed but invalid
+	// signature, as from a broken key or a tampered channel).
+	U2FFaultWrongChallenge
+	// U2FFaultReplay makes the key answer authentications with its previous
+	// authentication response (a replayed signature on an old challenge).
+	U2FFaultReplay
 )
 
 // String returns the fault's name.
@@ -128,6 +136,10 @@ func (f U2FFault) String() string {
 		return "garbage"
 	case U2FFaultDisconnect:
 		return "disconnect"
+	case U2FFaultWrongChallenge:
+		return "wrong-challenge"
+	case U2FFaultReplay:
+		return "replay"
 	}
 	return fmt.Sprintf("U2FFault(%d)", int(f))
 }
@@ -161,6 +173,7 @@ type U2FKey struct {
 	disconnected bool
 	calls        int
 	winks        int
+	lastAuth     []byte // the last authentication response, for U2FFaultReplay
 }
 
 // NewU2FKey creates a simulated U2F key with a fresh wrapping key, a fresh
@@ -503,10 +516,17 @@ func (k *U2FKey) authenticate(p1 byte, data []byte) []byte {
 		}
 		flags = 0x01
 	}
+	if k.fault == U2FFaultReplay && k.lastAuth != nil {
+		return status(bytes.Clone(k.lastAuth), swNoError)
+	}
 	if k.counter == math.MaxUint32 {
 		return status(nil, swConditionsNotSatisfied)
 	}
 	k.counter++
+	if k.fault == U2FFaultWrongChallenge {
+		chal = bytes.Clone(chal)
+		chal[0] ^= 0x01
+	}
 
 	resp := make([]byte, 0, 2*paramLen+5+80)
 	resp = append(resp, app...)
@@ -519,5 +539,8 @@ func (k *U2FKey) authenticate(p1 byte, data []byte) []byte {
 	}
 	// The response is the signed bytes minus appParam and challengeParam.
 	resp = append(resp[paramLen:paramLen+5], sig...)
+	if p1 == authEnforce {
+		k.lastAuth = bytes.Clone(resp)
+	}
 	return status(resp, swNoError)
 }
