@@ -5,6 +5,7 @@
 //	mfad serve [--config FILE] [--sim]   run the daemon (embedded defaults without --config)
 //	mfad check-config [--config FILE]    validate a configuration; HCL diagnostics, exit 1 on errors
 //	mfad demo                            run a daemon on a temporary directory and walk through real logins
+//	mfad keygen [FILE]                   create the store's encryption key (default /etc/mfad/mfad.key)
 //
 // Client verbs talk to the daemon's Unix socket: --socket PATH, else
 // $MFAD_SOCKET, else /run/mfad/mfad.sock (or, when that does not exist, the
@@ -85,7 +86,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "daemon socket (default $MFAD_SOCKET or "+defaultSocketHelp+")")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "machine-readable JSON output")
 	root.AddCommand(
-		newServe(), newCheckConfig(), newDemo(),
+		newServe(), newCheckConfig(), newDemo(), newKeygen(),
 		newStatus(g), newUser(g), newTOTP(g), newU2F(g), newRecoveryCodes(g), newVerify(g), newLogin(g),
 		newAudit(g), newBackup(g), newRestore(g),
 	)

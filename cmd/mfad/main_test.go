@@ -596,3 +596,25 @@ func TestSimulatedU2FKey(t *testing.T) {
 		t.Fatalf("hardware without --sim: %+v", st.Hardware)
 	}
 }
+
+func TestKeygen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "mfad.key")
+	runWith(t, nil, "", "keygen", path).mustOK(t)
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 64 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	// Never overwritten.
+	if r := runWith(t, nil, "", "keygen", path); r.code == 0 {
+		t.Fatal("keygen overwrote an existing key")
+	}
+	// A daemon started with that key file uses it.
+	d := newDaemonDir(t, "")
+	cfg := fmt.Sprintf("server {\n  socket = %q\n}\nstorage {\n  dir = %q\n  key_file = %q\n}\n", d.socket, filepath.Join(d.dir, "state"), path)
+	os.WriteFile(d.config, []byte(cfg), 0o644)
+	d.start()
+	d.run("", "status").mustOK(t)
+	if _, err := os.Stat(filepath.Join(d.dir, "state", "mfad.key")); err == nil {
+		t.Fatal("the daemon generated its own key although key_file was set")
+	}
+}
