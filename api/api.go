@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/mfad/mfad/api/wire"
+	"github.com/mfad/mfad/metrics"
 	"github.com/mfad/mfad/service"
 	"github.com/mfad/mfad/store"
 )
@@ -63,6 +64,9 @@ type Options struct {
 	// U2FKeys lists the plugged security keys for /v1/status; nil when
 	// there is no U2F hardware.
 	U2FKeys func() ([]wire.U2FKey, error)
+	// Metrics records request latencies and serves GET /metrics; nil
+	// disables both.
+	Metrics *metrics.Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -102,6 +106,7 @@ func routes() []route {
 		{"GET", "/v1/audit", (*Server).audit},
 		{"GET", "/v1/backup", (*Server).backup},
 		{"POST", "/v1/restore", (*Server).restore},
+		{"GET", "/metrics", (*Server).metrics},
 	}
 }
 
@@ -219,6 +224,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 	if err != nil {
 		status = s.writeErr(w, r, err)
 	}
+	s.opts.Metrics.Request(rt.path, status, time.Since(start))
 	attrs := []any{"method", r.Method, "path", rt.path, "status", status, "duration", time.Since(start)}
 	if id != nil {
 		attrs = append(attrs, "uid", id.UID, "gid", id.GID, "pid", id.PID)

@@ -67,6 +67,17 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, id *Identity) er
 	return nil
 }
 
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request, id *Identity) error {
+	if err := needAdmin(id); err != nil {
+		return err
+	}
+	if s.opts.Metrics == nil {
+		return &apiError{http.StatusNotFound, wire.CodeNotFound, "metrics are disabled"}
+	}
+	s.opts.Metrics.Handler().ServeHTTP(w, r)
+	return nil
+}
+
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request, id *Identity) error {
 	w.Header().Set("Content-Type", "application/yaml")
 	_, _ = w.Write(OpenAPI)

@@ -36,6 +36,7 @@ func options() []option {
 		{"lockout.max_failures", false, func(a, b *Config) bool { return a.Lockout.MaxFailures == b.Lockout.MaxFailures }},
 		{"lockout.window", false, func(a, b *Config) bool { return a.Lockout.Window == b.Lockout.Window }},
 		{"lockout.duration", false, func(a, b *Config) bool { return a.Lockout.Duration == b.Lockout.Duration }},
+		{"metrics.listen", true, func(a, b *Config) bool { return a.Metrics.Listen == b.Metrics.Listen }},
 		{"u2f.app_id", false, func(a, b *Config) bool { return a.U2F.AppID == b.U2F.AppID }},
 		{"u2f.timeout", false, func(a, b *Config) bool { return a.U2F.Timeout == b.U2F.Timeout }},
 		{"u2f.attestation_ca_file", false, func(a, b *Config) bool { return a.U2F.AttestationCAFile == b.U2F.AttestationCAFile }},

@@ -52,6 +52,7 @@ type Config struct {
 	Lockout  Lockout
 	Audit    Audit
 	U2F      U2F
+	Metrics  Metrics
 	Log      Log
 }
 
@@ -157,6 +158,14 @@ type Lockout struct {
 }
 
 // Audit is the audit {} block.
+// Metrics is the metrics {} block: Prometheus metrics.
+type Metrics struct {
+	// Listen (listen) is a TCP host:port that serves GET /metrics to
+	// Prometheus, e.g. "127.0.0.1:9477"; "" (default) serves metrics only
+	// on the Unix socket (admin role). Restart required.
+	Listen string
+}
+
 // U2F is the u2f {} block: USB U2F security keys.
 type U2F struct {
 	// AppID (app_id) is the U2F application identity keys bind their

@@ -631,10 +631,10 @@ func TestChanges(t *testing.T) {
 		reloadable, restart := Changes(&Config{}, Default(rootEnv))
 		all := append(slices.Clone(reloadable), restart...)
 		// These defaults equal the zero Config: "", "", slog.LevelInfo and "".
-		all = append(all, "server.socket_group", "storage.key_file", "log.level", "u2f.app_id", "u2f.attestation_ca_file")
+		all = append(all, "server.socket_group", "storage.key_file", "log.level", "u2f.app_id", "u2f.attestation_ca_file", "metrics.listen")
 		slices.Sort(all)
-		if n := len(slices.Compact(slices.Clone(all))); n != len(all) || n != 31 {
-			t.Errorf("options = %q (%d), want 31 distinct", all, n)
+		if n := len(slices.Compact(slices.Clone(all))); n != len(all) || n != 32 {
+			t.Errorf("options = %q (%d), want 32 distinct", all, n)
 		}
 	})
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -111,6 +112,7 @@ type fileBlocks struct {
 	Lockout  []*lockoutBlock  `hcl:"lockout,block"`
 	Audit    []*auditBlock    `hcl:"audit,block"`
 	U2F      []*u2fBlock      `hcl:"u2f,block"`
+	Metrics  []*metricsBlock  `hcl:"metrics,block"`
 	Log      []*logBlock      `hcl:"log,block"`
 }
 
@@ -122,6 +124,7 @@ func (f *fileBlocks) apply(c *checker, cfg *Config, base string) {
 	applyAll(c, "lockout", f.Lockout, func(b *lockoutBlock) { b.apply(c, &cfg.Lockout) })
 	applyAll(c, "audit", f.Audit, func(b *auditBlock) { b.apply(c, &cfg.Audit) })
 	applyAll(c, "u2f", f.U2F, func(b *u2fBlock) { b.apply(c, &cfg.U2F, base) })
+	applyAll(c, "metrics", f.Metrics, func(b *metricsBlock) { b.apply(c, &cfg.Metrics) })
 	applyAll(c, "log", f.Log, func(b *logBlock) { b.apply(c, &cfg.Log) })
 }
 
@@ -341,6 +344,29 @@ func (b *lockoutBlock) apply(c *checker, l *Lockout) {
 	if d, ok := c.duration(b.Duration, "lockout.duration", time.Minute, 24*time.Hour, 0); ok {
 		l.Duration = d
 	}
+}
+
+type metricsBlock struct {
+	Listen   *hcl.Attribute `hcl:"listen,attr"`
+	DefRange hcl.Range      `hcl:",def_range"`
+}
+
+func (b *metricsBlock) defRange() hcl.Range { return b.DefRange }
+
+func (b *metricsBlock) apply(c *checker, m *Metrics) {
+	detail := `metrics.listen must be a TCP address such as "127.0.0.1:9477" (host:port), or "" to serve metrics only on the Unix socket.`
+	s, ok := c.str(b.Listen, "metrics.listen", detail)
+	if !ok {
+		return
+	}
+	if s != "" {
+		_, port, err := net.SplitHostPort(s)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+			c.errorf(b.Listen.Expr.Range(), detail, "Invalid address %s for metrics.listen", quote(s))
+			return
+		}
+	}
+	m.Listen = s
 }
 
 type u2fBlock struct {

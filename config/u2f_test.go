@@ -34,3 +34,16 @@ func TestU2FBlock(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsBlock(t *testing.T) {
+	cfg, _, diags := Parse("m.hcl", []byte("metrics {\n  listen = \"127.0.0.1:9477\"\n}\n"), rootEnv)
+	if diags.HasErrors() || cfg.Metrics.Listen != "127.0.0.1:9477" {
+		t.Fatalf("metrics = %+v %v", cfg, diags)
+	}
+	for _, bad := range []string{`"9477"`, `"host:port"`, `"127.0.0.1:70000"`, `9477`} {
+		_, _, diags := Parse("m.hcl", []byte("metrics {\n  listen = "+bad+"\n}\n"), rootEnv)
+		if !diags.HasErrors() || !strings.Contains(diags.Error(), "metrics.listen") || diags[0].Subject.Start.Line != 2 {
+			t.Errorf("listen = %s: %v", bad, diags)
+		}
+	}
+}

@@ -211,6 +211,11 @@ func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, login
 		_, isRecovery := recovery.Normalize(req.Code)
 		tryRecovery = isRecovery
 		tryTOTP = !isRecovery
+		// Record what the code was tried as (audit, metrics).
+		req.Method = policy.MethodTOTP
+		if isRecovery {
+			req.Method = policy.MethodRecovery
+		}
 	}
 
 	return s.decide(ctx, c, req, loginID, func(txn *store.Txn, req VerifyRequest, out *Verification) (bool, string, error) {
@@ -230,8 +235,10 @@ func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, login
 	lk := s.Settings().lockout()
 	var out *Verification
 	var ev store.Event
+	var lockStarted bool
 	err := s.change(ctx, &ev, func(txn *store.Txn) error {
 		now := txn.Now()
+		lockStarted = false
 		var lr loginRecord
 		if loginID != "" {
 			found, err := txn.Get(loginKey(loginID), &lr)
@@ -299,6 +306,7 @@ func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, login
 			ev.Detail = strings.TrimSpace(ev.Detail + " " + detail)
 		}
 		if lockedNow {
+			lockStarted = true
 			out.Result, out.RetryAfter = ResultLocked, fs.LockedUntil.Sub(now)
 			ev.Result = "locked"
 			ev.Detail = strings.TrimSpace(ev.Detail + " lockout started")
@@ -310,6 +318,14 @@ func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, login
 	})
 	if err != nil {
 		return nil, err
+	}
+	method := out.Method
+	if method == "" {
+		method = req.Method
+	}
+	s.Metrics.Verification(string(method), string(out.Result))
+	if lockStarted {
+		s.Metrics.Lockout()
 	}
 	return out, nil
 }

@@ -31,6 +31,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mfad/mfad/config"
+	"github.com/mfad/mfad/metrics"
 	"github.com/mfad/mfad/otp"
 	"github.com/mfad/mfad/policy"
 	"github.com/mfad/mfad/recovery"
@@ -115,6 +116,8 @@ type Service struct {
 	// U2F drives the plugged security keys; nil when the daemon has no U2F
 	// hardware (U2F operations then fail with ErrU2FUnavailable).
 	U2F U2FKeys
+	// Metrics counts verifications and lockouts; nil disables them.
+	Metrics *metrics.Metrics
 }
 
 // New returns a Service over db. recoveryKey keys the recovery-code hashes and

@@ -241,6 +241,7 @@ func (s *Service) VerifyLoginU2F(ctx context.Context, c Caller, loginID string) 
 		if err := s.change(ctx, &ev, nil); err != nil {
 			return nil, err
 		}
+		s.Metrics.Verification("u2f", string(ResultFail))
 		return &Verification{Result: ResultFail, Reason: reason, AttemptsLeft: -1}, nil
 	}
 

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -617,4 +620,55 @@ func TestKeygen(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(d.dir, "state", "mfad.key")); err == nil {
 		t.Fatal("the daemon generated its own key although key_file was set")
 	}
+}
+
+// Prometheus metrics on the socket (admin) and on metrics.listen, with no
+// user name or code in them.
+func TestMetrics(t *testing.T) {
+	d := newDaemonDir(t, "metrics {\n  listen = \"127.0.0.1:0\"\n}\n")
+	d.start()
+	secret := d.enroll(t, "metricsuser")
+	code := totpCode(t, secret, 0)
+	d.run("", "verify", "metricsuser", code).mustOK(t)
+	d.run("", "verify", "metricsuser", code) // replay: fail
+
+	var addr string
+	waitFor(t, func() bool {
+		for _, line := range strings.Split(d.stderr.String(), "\n") {
+			if i := strings.Index(line, `msg="metrics listening" addr=`); i >= 0 {
+				addr = strings.TrimSpace(line[i+len(`msg="metrics listening" addr=`):])
+				return true
+			}
+		}
+		return false
+	})
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	for _, want := range []string{
+		`mfad_verifications_total{method="totp",result="ok"} 1`,
+		`mfad_verifications_total{method="totp",result="fail"} 1`,
+		`mfad_request_duration_seconds_bucket{code="200",route="/v1/verify"`,
+		"mfad_store_lsm_bytes", "mfad_u2f_keys 0", "mfad_build_info", "go_goroutines",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(text, "metricsuser") || strings.Contains(text, code) {
+		t.Fatal("metrics contain a user name or a code")
+	}
+	// The same on the socket for admins.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.socket)
+	}}}
+	resp, err = hc.Get("http://mfad/metrics")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("metrics on the socket: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

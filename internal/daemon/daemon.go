@@ -12,11 +12,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
 	"runtime/debug"
-	"runtime/metrics"
+	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +30,7 @@ import (
 	"github.com/mfad/mfad/api/wire"
 	"github.com/mfad/mfad/config"
 	"github.com/mfad/mfad/hw/u2f"
+	"github.com/mfad/mfad/metrics"
 	"github.com/mfad/mfad/service"
 	"github.com/mfad/mfad/sim"
 	"github.com/mfad/mfad/store"
@@ -134,6 +136,14 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	svc.U2F = &u2f.Client{Source: keys}
+	m := metrics.New(o.Version, metrics.Gauges{
+		U2FKeys: func() float64 { k, _ := listKeys(keys); return float64(len(k)) },
+		StoreBytes: func() (float64, float64) {
+			lsm, vlog := db.Badger().Size()
+			return float64(lsm), float64(vlog)
+		},
+	})
+	svc.Metrics = m
 	clear(master)
 
 	authz, warnings := api.NewAuthorizer(os.Getuid(), cfg.Server.LoginGroups, cfg.Server.AdminGroups)
@@ -145,7 +155,18 @@ func Run(ctx context.Context, o Options) error {
 		Limits:   limits(cfg),
 		StoreDir: DBDir(cfg), Simulated: o.Simulated,
 		U2FKeys: func() ([]wire.U2FKey, error) { return listKeys(keys) },
+		Metrics: m,
 	})
+	if addr := cfg.Metrics.Listen; addr != "" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		msrv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+		go func() { _ = msrv.Serve(mln) }()
+		defer msrv.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -201,9 +222,9 @@ func Run(ctx context.Context, o Options) error {
 // is held (typically after a compaction), so an idle appliance keeps a small
 // resident size. It costs one GC, at most every 30 s.
 func trimHeap() {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
-	metrics.Read(sample)
-	if sample[0].Value.Kind() == metrics.KindUint64 && sample[0].Value.Uint64() > 16<<20 {
+	sample := []rtmetrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	rtmetrics.Read(sample)
+	if sample[0].Value.Kind() == rtmetrics.KindUint64 && sample[0].Value.Uint64() > 16<<20 {
 		debug.FreeOSMemory()
 	}
 }
