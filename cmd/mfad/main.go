@@ -21,6 +21,7 @@
 //	mfad login USER [--service S] [--rhost H]
 //	mfad audit [USER] [--action A] [--since T] [--limit N]
 //	mfad backup FILE | restore FILE
+//	mfad doctor [--config FILE]      checks with fixes; exit 1 when one failed
 //
 // Configuration: see config.hcl.example; `mfad check-config` prints problems
 // with file:line:column. Logging: text lines on stderr (journald captures
@@ -88,7 +89,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newServe(), newCheckConfig(), newDemo(), newKeygen(),
 		newStatus(g), newUser(g), newTOTP(g), newU2F(g), newRecoveryCodes(g), newVerify(g), newLogin(g),
-		newAudit(g), newBackup(g), newRestore(g),
+		newAudit(g), newBackup(g), newRestore(g), newDoctor(g),
 	)
 	return root
 }

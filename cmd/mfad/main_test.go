@@ -672,3 +672,31 @@ func TestMetrics(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+func TestDoctor(t *testing.T) {
+	d := newDaemonDir(t, "")
+	// Daemon down: the daemon check fails with a fix, exit 1.
+	r := d.run("", "doctor", "--config", d.config, "--no-keys")
+	if r.code != 1 || !strings.Contains(r.stdout, "fail") || !strings.Contains(r.stdout, "fix: start the daemon") {
+		t.Fatalf("doctor without a daemon: %+v", r)
+	}
+	d.start()
+	var checks []struct{ Name, Status, Detail, Fix string }
+	decodeJSON(t, d.run("", "doctor", "--config", d.config, "--json").mustOK(t), &checks)
+	got := map[string]string{}
+	for _, c := range checks {
+		got[c.Name] = c.Status
+	}
+	for _, name := range []string{"config", "daemon", "store", "key file", "clock", "u2f keys"} {
+		if got[name] == "" || got[name] == "fail" {
+			t.Errorf("check %q: %q (all: %+v)", name, got[name], checks)
+		}
+	}
+	// A key file others can read fails, with the fix.
+	key := filepath.Join(d.dir, "state", "mfad.key")
+	os.Chmod(key, 0o644)
+	r = d.run("", "doctor", "--config", d.config, "--no-keys")
+	if r.code != 1 || !strings.Contains(r.stdout, "chmod 600") {
+		t.Fatalf("doctor with an open key file: %+v", r)
+	}
+}
