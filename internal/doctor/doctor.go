@@ -57,7 +57,7 @@ type Inputs struct {
 
 // Run runs every check.
 func Run(ctx context.Context, in Inputs) []Check {
-	checks := []Check{{Name: "config", Status: OK, Detail: in.ConfigSource + " is valid"}}
+	checks := []Check{{Name: "config", Status: OK, Detail: "valid: " + in.ConfigSource}}
 	checks = append(checks, daemon(ctx, in)...)
 	checks = append(checks, keyFile(in.KeyPath), clock(in.ClockState))
 	if in.Keys != nil {
