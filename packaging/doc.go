@@ -11,7 +11,14 @@
 //     mfad-u2f groups;
 //   - tmpfiles.d/mfad.conf: /etc/mfad and /var/lib/mfad with their owners;
 //   - udev/70-mfad.rules: group access to FIDO security keys (mfad-u2f) and
-//     USB modems (dialout), and /dev/mfad/modem-* links.
+//     USB modems (dialout), and /dev/mfad/modem-* links;
+//   - deb/: the Debian package, built with nfpm (run as a tool:
+//     go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2 package -f
+//     packaging/deb/nfpm.yaml -p deb -t DIR from the repository root, with
+//     MFAD_BINARY, MFAD_VERSION and MFAD_ARCH set), and its maintainer
+//     scripts: create users and directories, generate /etc/mfad/mfad.key on
+//     first install, reload udev, enable (never start) the units; purge
+//     removes the key and the store.
 //
 // The tests check these files with the real systemd programs where they
 // run offline: `systemd-analyze security --offline=true` must rate the
@@ -23,5 +30,8 @@
 // modes are checked. They also parse the units for the directives the
 // daemon depends on and check the udev rules' syntax and groups. A test
 // whose program is missing is skipped, or fails when MFAD_REQUIRE_TOOLS=1
-// (see package internal/testenv).
+// (see package internal/testenv). TestDebPackage builds the package and
+// checks its metadata, files, modes and conffiles; with root and
+// MFAD_DPKG_INSTALL_TEST=1 (set by CI) it also installs it with dpkg -i,
+// runs the installed mfad, and purges it.
 package packaging
