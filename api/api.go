@@ -224,16 +224,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 	if err != nil {
 		status = s.writeErr(w, r, err)
 	}
-	s.opts.Metrics.Request(rt.path, status, time.Since(start))
-	attrs := []any{"method", r.Method, "path", rt.path, "status", status, "duration", time.Since(start)}
+	elapsed := time.Since(start)
+	s.opts.Metrics.Request(rt.path, status, elapsed)
+	level, msg := slog.LevelDebug, "request"
+	if status == http.StatusForbidden || status == http.StatusUnauthorized {
+		level, msg = slog.LevelWarn, "request refused"
+	}
+	// The access log is off at the default level: build its attributes only
+	// when it is written, not on every request of the hot path.
+	if !s.log.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []any{"method", r.Method, "path", rt.path, "status", status, "duration", elapsed}
 	if id != nil {
 		attrs = append(attrs, "uid", id.UID, "gid", id.GID, "pid", id.PID)
 	}
-	if status == http.StatusForbidden || status == http.StatusUnauthorized {
-		s.log.Warn("request refused", attrs...)
-	} else {
-		s.log.Debug("request", attrs...)
-	}
+	s.log.Log(r.Context(), level, msg, attrs...)
 }
 
 // apiError is an error with a status and a message safe for the caller.

@@ -162,15 +162,11 @@ func printUser(out io.Writer, u *wire.User) {
 		fmt.Fprintf(w, "factors\tnone\n")
 	}
 	for _, f := range u.Factors {
-		last := "never used"
-		if f.LastUsed != nil {
-			last = "last used " + f.LastUsed.Local().Format(time.RFC3339)
-		}
 		label := ""
 		if f.Label != "" {
 			label = " " + f.Label
 		}
-		fmt.Fprintf(w, "factor %s\t%s%s, %s, %s\n", f.ID, f.Type, label, f.Status, last)
+		fmt.Fprintf(w, "factor %s\t%s%s, %s, %s\n", f.ID, f.Type, label, f.Status, lastUsed(f))
 	}
 	if u.Recovery != nil {
 		fmt.Fprintf(w, "recovery codes\t%d of %d left (set of %s)\n", u.Recovery.Remaining, u.Recovery.Total, u.Recovery.Created.Local().Format(time.RFC3339))
@@ -183,6 +179,14 @@ func printUser(out io.Writer, u *wire.User) {
 		fmt.Fprintf(w, "recent failures\t%d\n", u.Failures)
 	}
 	w.Flush()
+}
+
+// lastUsed describes when a factor was last used.
+func lastUsed(f wire.Factor) string {
+	if f.LastUsed == nil {
+		return "never used"
+	}
+	return "last used " + f.LastUsed.Local().Format(time.RFC3339)
 }
 
 func newTOTP(g *globals) *cobra.Command {
@@ -303,11 +307,7 @@ func newU2F(g *globals) *cobra.Command {
 					fmt.Fprintf(cmd.OutOrStdout(), "%s has no security keys\n", args[0])
 				}
 				for _, f := range keys {
-					last := "never used"
-					if f.LastUsed != nil {
-						last = "last used " + f.LastUsed.Local().Format(time.RFC3339)
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\tenrolled %s, %s\n", f.ID, f.Label, f.Created.Local().Format(time.RFC3339), last)
+					fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\tenrolled %s, %s\n", f.ID, f.Label, f.Created.Local().Format(time.RFC3339), lastUsed(f))
 				}
 			})
 		},
