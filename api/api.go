@@ -79,6 +79,7 @@ type Server struct {
 	started time.Time
 	http    *http.Server
 	mux     *http.ServeMux
+	fair    fairness
 }
 
 // route is one API endpoint. The table of routes is the single source both
@@ -103,6 +104,17 @@ func routes() []route {
 		{"POST", "/v1/users/{user}/recovery-codes", (*Server).recoveryCodes},
 		{"POST", "/v1/users/{user}/u2f", (*Server).enrollU2F},
 		{"DELETE", "/v1/users/{user}/factors/{id}", (*Server).deleteFactor},
+		{"POST", "/v1/users/{user}/reauth", (*Server).reauth},
+		{"PUT", "/v1/users/{user}/preferences", (*Server).preferences},
+		{"GET", "/v1/users/{user}/devices", (*Server).devices},
+		{"DELETE", "/v1/users/{user}/devices", (*Server).revokeDevices},
+		{"DELETE", "/v1/users/{user}/devices/{id}", (*Server).revokeDevices},
+		{"POST", "/v1/users/{user}/unlock", (*Server).unlock},
+		{"POST", "/v1/users/{user}/recovery-requests", (*Server).openRecoveryRequest},
+		{"GET", "/v1/users/{user}/recovery-requests", (*Server).getRecoveryRequest},
+		{"POST", "/v1/users/{user}/recovery-requests/cancel", (*Server).cancelRecoveryRequest},
+		{"POST", "/v1/users/{user}/bypass", (*Server).grantBypass},
+		{"DELETE", "/v1/users/{user}/bypass", (*Server).endBypass},
 		{"GET", "/v1/audit", (*Server).audit},
 		{"GET", "/v1/backup", (*Server).backup},
 		{"POST", "/v1/restore", (*Server).restore},
@@ -215,9 +227,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxRestoreBytes)
 	}
 	var err error
-	if id == nil {
+	switch {
+	case id == nil:
 		err = &apiError{status: http.StatusUnauthorized, code: wire.CodeUnauthorized, msg: "caller could not be identified (SO_PEERCRED)"}
-	} else {
+	case !id.Login && !id.Admin:
+		// A self caller waits for its own turn, at most until its deadline.
+		ctx, cancel := context.WithDeadline(r.Context(), start.Add(lim.WriteTimeout))
+		release, ferr := s.fair.acquire(ctx, id.UID)
+		cancel()
+		if ferr != nil {
+			err = throttled
+			break
+		}
+		err = rt.handler(s, w, r, id)
+		release()
+	default:
 		err = rt.handler(s, w, r, id)
 	}
 	status := http.StatusOK
@@ -287,6 +311,9 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) int
 		ae = &apiError{http.StatusConflict, wire.CodeConflict, "no security key is plugged in"}
 	case errors.Is(err, service.ErrU2FTimeout):
 		ae = &apiError{http.StatusRequestTimeout, wire.CodeTimeout, "the security key was not touched in time"}
+	case errors.Is(err, service.ErrReauthRequired):
+		ae = &apiError{http.StatusForbidden, wire.CodeReauthRequired,
+			"this change weakens the account: prove a second factor first (POST /v1/users/{user}/reauth) and send the proof in the " + wire.ProofHeader + " header"}
 	case errors.Is(err, service.ErrConflict):
 		ae = &apiError{http.StatusConflict, wire.CodeConflict, err.Error()}
 	case errors.Is(err, store.ErrBadBackup):

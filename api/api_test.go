@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,7 +121,7 @@ func (s *stack) enroll(t *testing.T, user string) otp.Secret {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.cl.ConfirmTOTP(ctx, user, e.FactorID, s.code(secret, -1)); err != nil {
+	if _, err := s.cl.ConfirmTOTP(ctx, user, e.FactorID, s.code(secret, -1)); err != nil {
 		t.Fatal(err)
 	}
 	return secret
@@ -150,7 +151,8 @@ func TestTOTPLoginFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Decision != "challenge" || l.Default != "totp" || len(l.Methods) != 1 {
+	// Confirming the first factor generated recovery codes, so both are offered.
+	if l.Decision != "challenge" || l.Default != "totp" || !slices.Equal(l.Methods, []string{"totp", "recovery"}) {
 		t.Fatalf("login = %+v, want a TOTP challenge", l)
 	}
 	code := s.code(secret, 0)
@@ -302,6 +304,7 @@ func TestOneTimeUnderConcurrency(t *testing.T) {
 	// interfere with the property under test.
 	st := s.svc.Settings()
 	st.Lockout.MaxFailures = 1000
+	st.Lockout.SourceMaxFailures = 1000
 	s.svc.SetSettings(st)
 
 	secret := s.enroll(t, "dave")
@@ -402,20 +405,20 @@ func TestEnrollmentErrors(t *testing.T) {
 	if v := s.verify(t, "heidi", s.code(secret, 0)); v.Result != "fail" {
 		t.Fatalf("pending factor logged in: %+v", v)
 	}
-	if err := s.cl.ConfirmTOTP(ctx, "heidi", e.FactorID, "000000"); !client.IsCode(err, wire.CodeCodeRejected) {
+	if _, err := s.cl.ConfirmTOTP(ctx, "heidi", e.FactorID, "000000"); !client.IsCode(err, wire.CodeCodeRejected) {
 		t.Fatalf("wrong confirmation code: %v", err)
 	}
-	err = s.cl.ConfirmTOTP(ctx, "heidi", e.FactorID, s.code(secret, 7))
+	_, err = s.cl.ConfirmTOTP(ctx, "heidi", e.FactorID, s.code(secret, 7))
 	if !client.IsCode(err, wire.CodeCodeRejected) || !strings.Contains(err.Error(), "clock") {
 		t.Fatalf("drifted confirmation code: %v, want a clock hint", err)
 	}
-	if err := s.cl.ConfirmTOTP(ctx, "heidi", e.FactorID, s.code(secret, 0)); err != nil {
+	if _, err := s.cl.ConfirmTOTP(ctx, "heidi", e.FactorID, s.code(secret, 0)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.cl.ConfirmTOTP(ctx, "heidi", e.FactorID, s.code(secret, 1)); !client.IsCode(err, wire.CodeConflict) {
+	if _, err := s.cl.ConfirmTOTP(ctx, "heidi", e.FactorID, s.code(secret, 1)); !client.IsCode(err, wire.CodeConflict) {
 		t.Fatalf("confirming twice: %v, want conflict", err)
 	}
-	if err := s.cl.ConfirmTOTP(ctx, "heidi", "nope", "123456"); !client.IsCode(err, wire.CodeNotFound) {
+	if _, err := s.cl.ConfirmTOTP(ctx, "heidi", "nope", "123456"); !client.IsCode(err, wire.CodeNotFound) {
 		t.Fatalf("unknown factor: %v", err)
 	}
 	if _, err := s.cl.User(ctx, "nobody"); !client.IsCode(err, wire.CodeNotFound) {
@@ -495,6 +498,7 @@ func TestMalformedRequests(t *testing.T) {
 func TestRolesAreEnforced(t *testing.T) {
 	s := newStack(t)
 	s.enroll(t, "ivan")
+	s.enroll(t, "judy")
 	h := s.srv.Handler()
 	self := &api.Identity{UID: 1000, GID: 1000, User: "judy"}
 	loginOnly := &api.Identity{UID: 1001, GID: 1001, Login: true}
@@ -510,7 +514,11 @@ func TestRolesAreEnforced(t *testing.T) {
 		{"self cannot read others", self, "GET", "/v1/users/ivan", ``, 403},
 		{"self cannot enroll others", self, "POST", "/v1/users/ivan/totp", `{}`, 403},
 		{"self cannot replace others' codes", self, "POST", "/v1/users/ivan/recovery-codes", ``, 403},
-		{"self cannot delete users", self, "DELETE", "/v1/users/judy", ``, 403},
+		{"self cannot delete others", self, "DELETE", "/v1/users/ivan", ``, 403},
+		{"self cannot turn its 2FA off without a proof", self, "DELETE", "/v1/users/judy", ``, 403},
+		{"self cannot grant bypasses", self, "POST", "/v1/users/judy/bypass", `{"for":"1h","reason":"x"}`, 403},
+		{"self cannot open recovery requests", self, "POST", "/v1/users/judy/recovery-requests", `{"reason":"x"}`, 403},
+		{"self cannot unlock", self, "POST", "/v1/users/judy/unlock", ``, 403},
 		{"self cannot read others' audit", self, "GET", "/v1/audit?user=ivan", ``, 403},
 		{"self cannot back up", self, "GET", "/v1/backup", ``, 403},
 		{"self cannot restore", self, "POST", "/v1/restore", `x`, 403},
@@ -591,7 +599,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 	secret, _ := otp.ParseBase32(e.Secret)
 	codes := []string{s.code(secret, -1), s.code(secret, 0)}
-	if err := s.cl.ConfirmTOTP(ctx, "kate", e.FactorID, codes[0]); err != nil {
+	if _, err := s.cl.ConfirmTOTP(ctx, "kate", e.FactorID, codes[0]); err != nil {
 		t.Fatal(err)
 	}
 	s.verify(t, "kate", codes[1])
@@ -686,5 +694,99 @@ func TestManyClients(t *testing.T) {
 	wg.Wait()
 	if ok.Load() != users {
 		t.Fatalf("%d of %d verifications ok", ok.Load(), users)
+	}
+}
+
+// A self caller needs a fresh second-factor proof for each action that
+// weakens its account; the proof works once.
+func TestWeakeningNeedsProofOverTheAPI(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	secret := s.enroll(t, "kim")
+	h := s.srv.Handler()
+	self := &api.Identity{UID: 1000, GID: 1000, User: "kim"}
+	call := func(method, path, body, proof string) *recorder {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://mfad"+path, strings.NewReader(body))
+		if proof != "" {
+			req.Header.Set(wire.ProofHeader, proof)
+		}
+		req = req.WithContext(api.WithIdentity(req.Context(), self))
+		rec := &recorder{header: http.Header{}}
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	u, _ := s.cl.User(ctx, "kim")
+	factor := u.Factors[0].ID
+	if rec := call("DELETE", "/v1/users/kim/factors/"+factor, "", ""); rec.status != 403 || !strings.Contains(rec.body.String(), wire.CodeReauthRequired) {
+		t.Fatalf("without a proof: %d %s", rec.status, rec.body.String())
+	}
+	if rec := call("POST", "/v1/users/kim/recovery-codes", "", ""); rec.status != 403 {
+		t.Fatalf("replacing codes without a proof: %d %s", rec.status, rec.body.String())
+	}
+	rec := call("POST", "/v1/users/kim/reauth", `{"code":"000000"}`, "")
+	var v wire.VerifyResponse
+	_ = json.Unmarshal(rec.body.Bytes(), &v)
+	if rec.status != 200 || v.Result != "fail" || v.Proof != "" {
+		t.Fatalf("reauth with a wrong code: %d %+v", rec.status, v)
+	}
+	rec = call("POST", "/v1/users/kim/reauth", `{"code":"`+s.code(secret, 0)+`"}`, "")
+	v = wire.VerifyResponse{}
+	_ = json.Unmarshal(rec.body.Bytes(), &v)
+	if v.Result != "ok" || v.Proof == "" || v.ProofExpiresIn != 300 {
+		t.Fatalf("reauth: %d %s", rec.status, rec.body.String())
+	}
+	if rec := call("POST", "/v1/users/kim/recovery-codes", "", v.Proof); rec.status != 201 {
+		t.Fatalf("replacing codes with a proof: %d %s", rec.status, rec.body.String())
+	}
+	if rec := call("DELETE", "/v1/users/kim/factors/"+factor, "", v.Proof); rec.status != 403 {
+		t.Fatalf("a proof used twice: %d %s", rec.status, rec.body.String())
+	}
+	// Admins need no proof; the audit records who did it.
+	if err := s.cl.DeleteFactor(ctx, "kim", factor); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := s.cl.Audit(ctx, client.AuditQuery{User: "kim", Action: "factor.delete"})
+	if len(a.Events) != 1 || a.Events[0].CallerUID != 0 {
+		t.Fatalf("audit = %+v", a.Events)
+	}
+}
+
+// A local user flooding the socket is slowed down to its own share; login
+// flows go on at full speed meanwhile.
+func TestSelfCallerFloodIsSlowed(t *testing.T) {
+	s := newStack(t)
+	h := s.srv.Handler()
+	flooder := &api.Identity{UID: 1000, GID: 1000, User: "mallory"}
+	const n = 60 // 40 pass at once (the burst), 20 more at 20 per second
+	start := time.Now()
+	var wg sync.WaitGroup
+	var limited atomic.Int32
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", "http://mfad/v1/audit", nil)
+			req = req.WithContext(api.WithIdentity(req.Context(), flooder))
+			rec := &recorder{header: http.Header{}}
+			h.ServeHTTP(rec, req)
+			if rec.status == http.StatusTooManyRequests {
+				limited.Add(1)
+			}
+		}()
+	}
+	// Meanwhile a login flow is answered at once.
+	loginStart := time.Now()
+	if _, err := s.cl.Login(context.Background(), wire.LoginRequest{User: "someone"}); err != nil {
+		t.Fatal(err)
+	}
+	loginTook := time.Since(loginStart)
+	wg.Wait()
+	flood := time.Since(start)
+	if flood < 700*time.Millisecond || limited.Load() != 0 {
+		t.Fatalf("%d requests took %v (%d refused); want them slowed to about 1s, none refused", n, flood, limited.Load())
+	}
+	if loginTook > flood/2 {
+		t.Fatalf("a login during the flood took %v (flood %v)", loginTook, flood)
 	}
 }

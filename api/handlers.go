@@ -13,7 +13,15 @@ import (
 	"github.com/mfad/mfad/store"
 )
 
-func caller(id *Identity) service.Caller { return service.Caller{UID: id.UID} }
+func caller(id *Identity) service.Caller { return service.Caller{UID: id.UID, Admin: id.Admin} }
+
+// weakening is the caller of a request that may weaken an account: it
+// carries the proof from the X-MFAD-Proof header.
+func weakening(id *Identity, r *http.Request) service.Caller {
+	c := caller(id)
+	c.Proof = r.Header.Get(wire.ProofHeader)
+	return c
+}
 
 func needLogin(id *Identity) error {
 	if !id.Login {
@@ -39,6 +47,18 @@ func userParam(r *http.Request, id *Identity) (string, error) {
 		return "", forbidden("you may only manage your own user")
 	}
 	return u, nil
+}
+
+// userRequest returns the {user} path value, which the caller must be
+// allowed to manage, and the decoded JSON body (optional: an empty body is
+// the zero T).
+func userRequest[T any](r *http.Request, id *Identity, optional bool) (string, T, error) {
+	var body T
+	u, err := userParam(r, id)
+	if err != nil {
+		return "", body, err
+	}
+	return u, body, decode(r, &body, optional)
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, id *Identity) error {
@@ -124,7 +144,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, id *Identity) err
 		return err
 	}
 	l, err := s.opts.Service.StartLogin(r.Context(), caller(id), service.LoginRequest{
-		User: req.User, Service: req.Service, RHost: req.RHost, TTY: req.TTY,
+		User: req.User, Service: req.Service, RHost: req.RHost, TTY: req.TTY, DeviceToken: req.DeviceToken,
 	})
 	if err != nil {
 		return err
@@ -132,7 +152,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, id *Identity) err
 	writeJSON(w, http.StatusOK, wire.LoginResponse{
 		LoginID: l.ID, Decision: string(l.Decision), Methods: methodsToWire(l.Methods),
 		Default: string(l.Default), Reason: l.Reason, ExpiresIn: int(l.Expires.Sub(s.now()) / time.Second),
-		Prompt: prompt(l.Methods),
+		Prompt: prompt(l.Methods), Policy: l.Policy, Messages: l.Messages, Remember: l.Remember,
 	})
 	return nil
 }
@@ -162,6 +182,7 @@ func verificationToWire(v *service.Verification) wire.VerifyResponse {
 		out.RetryAfter = &n
 		out.Message = "too many failed attempts; try again later"
 	case service.ResultOK:
+		out.RememberToken, out.Messages = v.RememberToken, v.Messages
 		if v.Method == policy.MethodRecovery {
 			n := v.RecoveryRemaining
 			out.RecoveryRemaining = &n
@@ -185,7 +206,7 @@ func (s *Server) loginVerify(w http.ResponseWriter, r *http.Request, id *Identit
 	if req.User != "" || req.Service != "" || req.RHost != "" {
 		return badRequest("user, service and rhost belong to POST /v1/login, not to the verification")
 	}
-	v, err := s.opts.Service.VerifyLogin(r.Context(), caller(id), r.PathValue("id"), req.Code, policy.Method(req.Method))
+	v, err := s.opts.Service.VerifyLogin(r.Context(), caller(id), r.PathValue("id"), req.Code, policy.Method(req.Method), req.Remember)
 	if err != nil {
 		return err
 	}
@@ -247,11 +268,11 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, id *Identity) e
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, id *Identity) error {
-	if err := needAdmin(id); err != nil {
+	u, err := userParam(r, id)
+	if err != nil {
 		return err
 	}
-	u := r.PathValue("user")
-	if err := s.opts.Service.DeleteUser(r.Context(), caller(id), u); err != nil {
+	if err := s.opts.Service.DeleteUser(r.Context(), weakening(id, r), u); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -259,12 +280,8 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, id *Identity
 }
 
 func (s *Server) enrollTOTP(w http.ResponseWriter, r *http.Request, id *Identity) error {
-	u, err := userParam(r, id)
+	u, req, err := userRequest[wire.TOTPEnrollRequest](r, id, true)
 	if err != nil {
-		return err
-	}
-	var req wire.TOTPEnrollRequest
-	if err := decode(r, &req, true); err != nil {
 		return err
 	}
 	e, err := s.opts.Service.EnrollTOTP(r.Context(), caller(id), u, req.Label)
@@ -283,18 +300,15 @@ func (s *Server) enrollTOTP(w http.ResponseWriter, r *http.Request, id *Identity
 }
 
 func (s *Server) confirmTOTP(w http.ResponseWriter, r *http.Request, id *Identity) error {
-	u, err := userParam(r, id)
+	u, req, err := userRequest[wire.CodeRequest](r, id, false)
 	if err != nil {
 		return err
 	}
-	var req wire.CodeRequest
-	if err := decode(r, &req, false); err != nil {
+	rc, err := s.opts.Service.ConfirmTOTP(r.Context(), caller(id), u, r.PathValue("id"), req.Code)
+	if err != nil {
 		return err
 	}
-	if err := s.opts.Service.ConfirmTOTP(r.Context(), caller(id), u, r.PathValue("id"), req.Code); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, wire.ConfirmResponse{Result: "ok"})
+	writeJSON(w, http.StatusOK, wire.ConfirmResponse{Result: "ok", RecoveryCodes: revealCodes(rc)})
 	return nil
 }
 
@@ -306,32 +320,24 @@ func (s *Server) recoveryCodes(w http.ResponseWriter, r *http.Request, id *Ident
 	if err := decode(r, &struct{}{}, true); err != nil {
 		return err
 	}
-	rc, err := s.opts.Service.GenerateRecoveryCodes(r.Context(), caller(id), u)
+	rc, err := s.opts.Service.GenerateRecoveryCodes(r.Context(), weakening(id, r), u)
 	if err != nil {
 		return err
 	}
-	out := wire.RecoveryCodesResponse{Codes: make([]string, len(rc.Codes))}
-	for i, c := range rc.Codes {
-		out.Codes[i] = c.Reveal()
-	}
-	writeJSON(w, http.StatusCreated, out)
+	writeJSON(w, http.StatusCreated, wire.RecoveryCodesResponse{Codes: revealCodes(rc)})
 	return nil
 }
 
 func (s *Server) enrollU2F(w http.ResponseWriter, r *http.Request, id *Identity) error {
-	u, err := userParam(r, id)
+	u, req, err := userRequest[wire.U2FEnrollRequest](r, id, true)
 	if err != nil {
 		return err
 	}
-	var req wire.U2FEnrollRequest
-	if err := decode(r, &req, true); err != nil {
-		return err
-	}
-	f, err := s.opts.Service.EnrollU2F(r.Context(), caller(id), u, req.Label)
+	f, rc, err := s.opts.Service.EnrollU2F(r.Context(), caller(id), u, req.Label)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, factorToWire(*f))
+	writeJSON(w, http.StatusCreated, wire.U2FEnrollResponse{Factor: factorToWire(*f), RecoveryCodes: revealCodes(rc)})
 	return nil
 }
 
@@ -355,7 +361,7 @@ func (s *Server) deleteFactor(w http.ResponseWriter, r *http.Request, id *Identi
 	if err != nil {
 		return err
 	}
-	if err := s.opts.Service.DeleteFactor(r.Context(), caller(id), u, r.PathValue("id")); err != nil {
+	if err := s.opts.Service.DeleteFactor(r.Context(), weakening(id, r), u, r.PathValue("id")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -433,4 +439,17 @@ func (s *Server) restore(w http.ResponseWriter, r *http.Request, id *Identity) e
 	}
 	writeJSON(w, http.StatusOK, wire.ConfirmResponse{Result: "ok"})
 	return nil
+}
+
+// revealCodes turns a set of recovery codes into the strings shown once;
+// nil stays nil.
+func revealCodes(rc *service.RecoveryCodes) []string {
+	if rc == nil {
+		return nil
+	}
+	out := make([]string, len(rc.Codes))
+	for i, c := range rc.Codes {
+		out[i] = c.Reveal()
+	}
+	return out
 }

@@ -3,9 +3,11 @@ package api_test
 import (
 	"context"
 	"encoding/pem"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -155,8 +157,10 @@ func TestU2FClonedKeyIsRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Result != "fail" || v.AttemptsLeft == nil || *v.AttemptsLeft != s.cfg.Lockout.MaxFailures-1 {
-		t.Fatalf("cloned key = %+v, want a counted failure", v)
+	// Refused and audited, but not counted: a key cannot be guessed, and a
+	// security key login is never locked out.
+	if v.Result != "fail" || v.AttemptsLeft != nil {
+		t.Fatalf("cloned key = %+v, want a refusal that does not count", v)
 	}
 	a, err := s.cl.Audit(ctx, client.AuditQuery{User: "carol", Action: "verify"})
 	if err != nil {
@@ -290,7 +294,7 @@ func TestU2FTwoKeysAndAppID(t *testing.T) {
 }
 
 // A key that signs the wrong challenge, or replays its last answer, is
-// refused; the failure counts and is audited.
+// refused and audited; the failure does not count toward the code lockout.
 func TestU2FBadSignaturesAreRefused(t *testing.T) {
 	for _, fault := range []sim.U2FFault{sim.U2FFaultWrongChallenge, sim.U2FFaultReplay} {
 		t.Run(fault.String(), func(t *testing.T) {
@@ -311,7 +315,9 @@ func TestU2FBadSignaturesAreRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v.Result != "fail" || v.AttemptsLeft == nil || *v.AttemptsLeft != s.cfg.Lockout.MaxFailures-1 {
+			// Refused and audited, but not counted: a key cannot be guessed, and a
+			// security key login is never locked out.
+			if v.Result != "fail" || v.AttemptsLeft != nil {
 				t.Fatalf("%s: %+v, want a counted failure", fault, v)
 			}
 			a, _ := s.cl.Audit(ctx, client.AuditQuery{User: "grace", Action: "verify"})
@@ -319,5 +325,46 @@ func TestU2FBadSignaturesAreRefused(t *testing.T) {
 				t.Fatalf("audit: %+v", a.Events[0])
 			}
 		})
+	}
+}
+
+// Someone guessing codes over SSH, from many networks, locks the user's
+// codes; the user at the console still logs in with the security key, and
+// that login clears the lock.
+func TestConsoleKeyNotLockedOutByRemoteGuessing(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	secret := s.enroll(t, "hana")
+	key := seededKey(t, 21, sim.U2FPresenceAuto)
+	s.plug(t, key)
+	if _, err := s.cl.EnrollU2F(ctx, "hana", "desk"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range s.cfg.Lockout.MaxFailures {
+		rhost := fmt.Sprintf("198.51.%d.9", 100+i) // a new network each time: no source is slowed
+		l, err := s.cl.Login(ctx, wire.LoginRequest{User: "hana", Service: "sshd", RHost: rhost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.cl.LoginVerify(ctx, l.LoginID, "000000", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Codes are locked everywhere, the console included.
+	l, _ := s.cl.Login(ctx, wire.LoginRequest{User: "hana", Service: "login", TTY: "tty1"})
+	if !slices.Contains(l.Methods, "u2f") || l.Default != "u2f" {
+		t.Fatalf("console login = %+v, want the key offered first", l)
+	}
+	if v, _ := s.cl.LoginVerify(ctx, l.LoginID, s.code(secret, 0), ""); v.Result != "locked" {
+		t.Fatalf("code at the console during the lock = %+v", v)
+	}
+	// The key is not.
+	v, err := s.cl.LoginU2F(ctx, l.LoginID)
+	if err != nil || v.Result != "ok" {
+		t.Fatalf("key at the console during the lock = %+v, %v", v, err)
+	}
+	u, _ := s.cl.User(ctx, "hana")
+	if u.LockedUntil != nil || u.Failures != 0 {
+		t.Fatalf("after the key login: %+v", u)
 	}
 }

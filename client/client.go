@@ -28,6 +28,16 @@ const DefaultSocket = "/run/mfad/mfad.sock"
 type Client struct {
 	socket string
 	hc     *http.Client
+	proof  string
+}
+
+// WithProof returns a client that sends proof (from Reauth) in the
+// X-MFAD-Proof header of every request, for actions that weaken an account.
+// It shares the connections of c.
+func (c *Client) WithProof(proof string) *Client {
+	cp := *c
+	cp.proof = proof
+	return &cp
 }
 
 // New returns a client for the daemon listening on socket.
@@ -98,6 +108,9 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	if body != nil {
 		req.Header.Set("Content-Type", contentType)
 	}
+	if c.proof != "" {
+		req.Header.Set(wire.ProofHeader, c.proof)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("talking to mfad at %s: %w", c.socket, unwrapURL(err))
@@ -166,8 +179,11 @@ func (c *Client) EnrollTOTP(ctx context.Context, user, label string) (*wire.TOTP
 }
 
 // ConfirmTOTP activates a pending TOTP factor with its first code.
-func (c *Client) ConfirmTOTP(ctx context.Context, user, factorID, code string) error {
-	return c.do(ctx, "POST", "/v1/users/"+esc(user)+"/totp/"+esc(factorID)+"/confirm", wire.CodeRequest{Code: code}, nil)
+// The answer carries fresh recovery codes when this enabled the user's
+// second factor and the user had none.
+func (c *Client) ConfirmTOTP(ctx context.Context, user, factorID, code string) (*wire.ConfirmResponse, error) {
+	var out wire.ConfirmResponse
+	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/totp/"+esc(factorID)+"/confirm", wire.CodeRequest{Code: code}, &out)
 }
 
 // GenerateRecoveryCodes replaces the user's recovery codes with a new set.
@@ -178,8 +194,8 @@ func (c *Client) GenerateRecoveryCodes(ctx context.Context, user string) (*wire.
 
 // EnrollU2F registers the security key the user touches now (waits up to
 // the daemon's u2f.timeout).
-func (c *Client) EnrollU2F(ctx context.Context, user, label string) (*wire.Factor, error) {
-	var out wire.Factor
+func (c *Client) EnrollU2F(ctx context.Context, user, label string) (*wire.U2FEnrollResponse, error) {
+	var out wire.U2FEnrollResponse
 	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/u2f", wire.U2FEnrollRequest{Label: label}, &out)
 }
 
@@ -192,6 +208,76 @@ func (c *Client) LoginU2F(ctx context.Context, loginID string) (*wire.VerifyResp
 // DeleteFactor removes one factor.
 func (c *Client) DeleteFactor(ctx context.Context, user, factorID string) error {
 	return c.do(ctx, "DELETE", "/v1/users/"+esc(user)+"/factors/"+esc(factorID), nil, nil)
+}
+
+// LoginVerifyRequest verifies a code for a login with every option of
+// wire.VerifyRequest (method, remember).
+func (c *Client) LoginVerifyRequest(ctx context.Context, loginID string, req wire.VerifyRequest) (*wire.VerifyResponse, error) {
+	var out wire.VerifyResponse
+	return &out, c.do(ctx, "POST", "/v1/login/"+esc(loginID)+"/verify", req, &out)
+}
+
+// Reauth proves a second factor of user; on success the answer carries a
+// proof for one weakening request within five minutes (see WithProof).
+func (c *Client) Reauth(ctx context.Context, user, code string) (*wire.VerifyResponse, error) {
+	var out wire.VerifyResponse
+	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/reauth", wire.CodeRequest{Code: code}, &out)
+}
+
+// SetPreferences sets the user's login preferences.
+func (c *Client) SetPreferences(ctx context.Context, user string, p wire.Preferences) error {
+	return c.do(ctx, "PUT", "/v1/users/"+esc(user)+"/preferences", p, nil)
+}
+
+// Devices lists the user's remember-device tokens.
+func (c *Client) Devices(ctx context.Context, user string) (*wire.DevicesResponse, error) {
+	var out wire.DevicesResponse
+	return &out, c.do(ctx, "GET", "/v1/users/"+esc(user)+"/devices", nil, &out)
+}
+
+// RevokeDevices revokes one remember-device token, or all when id is "".
+func (c *Client) RevokeDevices(ctx context.Context, user, id string) (*wire.RevokeResponse, error) {
+	path := "/v1/users/" + esc(user) + "/devices"
+	if id != "" {
+		path += "/" + esc(id)
+	}
+	var out wire.RevokeResponse
+	return &out, c.do(ctx, "DELETE", path, nil, &out)
+}
+
+// Unlock clears the user's failure record (admin).
+func (c *Client) Unlock(ctx context.Context, user string) error {
+	return c.do(ctx, "POST", "/v1/users/"+esc(user)+"/unlock", struct{}{}, nil)
+}
+
+// OpenRecoveryRequest opens a time-locked account recovery (admin).
+func (c *Client) OpenRecoveryRequest(ctx context.Context, user, reason string) (*wire.RecoveryRequest, error) {
+	var out wire.RecoveryRequest
+	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/recovery-requests", wire.RecoveryRequestOpen{Reason: reason}, &out)
+}
+
+// RecoveryRequest returns the user's latest account recovery request.
+func (c *Client) RecoveryRequest(ctx context.Context, user string) (*wire.RecoveryRequest, error) {
+	var out wire.RecoveryRequest
+	return &out, c.do(ctx, "GET", "/v1/users/"+esc(user)+"/recovery-requests", nil, &out)
+}
+
+// CancelRecoveryRequest cancels the user's open request; code is the
+// cancel code sent to the user's phones ("" for admins).
+func (c *Client) CancelRecoveryRequest(ctx context.Context, user, code string) (*wire.RecoveryRequest, error) {
+	var out wire.RecoveryRequest
+	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/recovery-requests/cancel", wire.CodeRequest{Code: code}, &out)
+}
+
+// GrantBypass turns the user's second factor off for d (admin).
+func (c *Client) GrantBypass(ctx context.Context, user string, d time.Duration, reason string) (*wire.BypassResponse, error) {
+	var out wire.BypassResponse
+	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/bypass", wire.BypassRequest{For: d.String(), Reason: reason}, &out)
+}
+
+// EndBypass ends the user's temporary bypass (admin).
+func (c *Client) EndBypass(ctx context.Context, user string) error {
+	return c.do(ctx, "DELETE", "/v1/users/"+esc(user)+"/bypass", nil, nil)
 }
 
 // AuditQuery filters Audit; zero fields match everything.

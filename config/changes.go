@@ -1,6 +1,9 @@
 package config
 
-import "slices"
+import (
+	"reflect"
+	"slices"
+)
 
 // option describes one setting for Changes.
 type option struct {
@@ -33,9 +36,15 @@ func options() []option {
 		{"recovery.count", false, func(a, b *Config) bool { return a.Recovery.Count == b.Recovery.Count }},
 		{"recovery.format", false, func(a, b *Config) bool { return a.Recovery.Format == b.Recovery.Format }},
 		{"recovery.warn_below", false, func(a, b *Config) bool { return a.Recovery.WarnBelow == b.Recovery.WarnBelow }},
+		{"recovery.auto_generate", false, func(a, b *Config) bool { return a.Recovery.AutoGenerate == b.Recovery.AutoGenerate }},
 		{"lockout.max_failures", false, func(a, b *Config) bool { return a.Lockout.MaxFailures == b.Lockout.MaxFailures }},
 		{"lockout.window", false, func(a, b *Config) bool { return a.Lockout.Window == b.Lockout.Window }},
 		{"lockout.duration", false, func(a, b *Config) bool { return a.Lockout.Duration == b.Lockout.Duration }},
+		{"lockout.max_duration", false, func(a, b *Config) bool { return a.Lockout.MaxDuration == b.Lockout.MaxDuration }},
+		{"lockout.hard_limit", false, func(a, b *Config) bool { return a.Lockout.HardLimit == b.Lockout.HardLimit }},
+		{"lockout.source_max_failures", false, func(a, b *Config) bool { return a.Lockout.SourceMaxFailures == b.Lockout.SourceMaxFailures }},
+		{"lockout.source_window", false, func(a, b *Config) bool { return a.Lockout.SourceWindow == b.Lockout.SourceWindow }},
+		{"lockout.source_backoff", false, func(a, b *Config) bool { return a.Lockout.SourceBackoff == b.Lockout.SourceBackoff }},
 		{"metrics.listen", true, func(a, b *Config) bool { return a.Metrics.Listen == b.Metrics.Listen }},
 		{"u2f.app_id", false, func(a, b *Config) bool { return a.U2F.AppID == b.U2F.AppID }},
 		{"u2f.timeout", false, func(a, b *Config) bool { return a.U2F.Timeout == b.U2F.Timeout }},
@@ -44,12 +53,18 @@ func options() []option {
 		{"audit.retention", false, func(a, b *Config) bool { return a.Audit.Retention == b.Audit.Retention }},
 		{"log.level", false, func(a, b *Config) bool { return a.Log.Level == b.Log.Level }},
 		{"log.format", false, func(a, b *Config) bool { return a.Log.Format == b.Log.Format }},
+		{"account_recovery.delay", false, func(a, b *Config) bool { return a.AccountRecovery.Delay == b.AccountRecovery.Delay }},
+		{"account_recovery.action", false, func(a, b *Config) bool { return a.AccountRecovery.Action == b.AccountRecovery.Action }},
+		{"account_recovery.remind_every", false, func(a, b *Config) bool { return a.AccountRecovery.RemindEvery == b.AccountRecovery.RemindEvery }},
+		{"account_recovery.max_bypass", false, func(a, b *Config) bool { return a.AccountRecovery.MaxBypass == b.AccountRecovery.MaxBypass }},
+		{"policy", false, func(a, b *Config) bool { return reflect.DeepEqual(a.Policies, b.Policies) }},
 	}
 }
 
 // Changes compares two configs for a SIGHUP reload and returns the dotted
 // names of the options that differ, in file order. reloadable holds options
 // the daemon applies live (totp.*, recovery.*, lockout.*, audit.*, log.*,
+// account_recovery.*, policy (all policy blocks, compared as one),
 // server.login_groups, server.admin_groups, server.max_request_bytes,
 // server.read_timeout, server.write_timeout, server.shutdown_timeout,
 // server.login_ttl); restart holds options that only take effect after a

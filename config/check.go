@@ -175,42 +175,21 @@ func (c *checker) path(a *hcl.Attribute, name, base string, allowEmpty bool) (st
 // when one is invalid.
 func (c *checker) groups(a *hcl.Attribute, name string) ([]string, bool) {
 	detail := fmt.Sprintf("%s must be a list of group names in quotes, such as [\"wheel\", \"ops\"], or [] for none.", name)
-	v, ok := c.eval(a, name, detail)
+	l, ranges, ok := c.list(a, name, detail)
 	if !ok {
 		return nil, false
 	}
-	if !v.Type().IsTupleType() && !v.Type().IsListType() {
-		c.errorf(a.Expr.Range(), detail, "Invalid value %s for %s", show(v), name)
-		return nil, false
-	}
-	ranges := make([]hcl.Range, v.LengthInt())
-	for i := range ranges {
-		ranges[i] = a.Expr.Range()
-	}
-	if exprs, diags := hcl.ExprList(a.Expr); !diags.HasErrors() && len(exprs) == len(ranges) {
-		for i, e := range exprs {
-			ranges[i] = e.Range()
-		}
-	}
-	out := make([]string, 0, len(ranges))
-	valid := true
-	for i, it := 0, v.ElementIterator(); it.Next(); i++ {
-		_, ev := it.Element()
-		if ev.IsNull() || ev.Type() != cty.String {
-			c.errorf(ranges[i], detail, "Invalid value %s in %s", show(ev), name)
-			valid = false
-			continue
-		}
-		g := ev.AsString()
+	out := make([]string, 0, len(l))
+	for i, g := range l {
 		if !validGroupName(g) {
 			c.errorf(ranges[i], "Group names are not empty and contain no whitespace, ':' or control characters.",
 				"Invalid group name %s in %s", quote(g), name)
-			valid = false
+			ok = false
 			continue
 		}
 		out = append(out, g)
 	}
-	return out, valid
+	return out, ok
 }
 
 func validGroupName(s string) bool {

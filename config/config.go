@@ -54,6 +54,11 @@ type Config struct {
 	U2F      U2F
 	Metrics  Metrics
 	Log      Log
+	// AccountRecovery is the account_recovery {} block.
+	AccountRecovery AccountRecovery
+	// Policies are the policy "name" {} blocks in file order; a login that
+	// none of them matches gets DefaultPolicy(Lockout).
+	Policies []Policy
 }
 
 // Server is the server {} block: the Unix socket clients talk to and the
@@ -143,6 +148,11 @@ type Recovery struct {
 	// WarnBelow (warn_below) flags and audits a user when fewer than this
 	// many unused codes remain, 0..Count (0 disables). Default 3.
 	WarnBelow int
+	// AutoGenerate (auto_generate) generates a set of recovery codes when a
+	// user's first factor is confirmed and the user has none, and returns
+	// them with the confirmation, so no user ends up with a second factor
+	// and no way back in. Default true.
+	AutoGenerate bool
 }
 
 // Lockout is the lockout {} block: locking users after failed verifications.
@@ -153,8 +163,51 @@ type Lockout struct {
 	// Window (window) is the span failures are counted in, 1m .. 24h.
 	// Default 15m.
 	Window time.Duration
-	// Duration (duration) is how long a lock lasts, 1m .. 24h. Default 15m.
+	// Duration (duration) is how long the first lock lasts, 1m .. 24h.
+	// Default 15m. Each further lock before a successful login doubles it,
+	// up to MaxDuration.
 	Duration time.Duration
+	// MaxDuration (max_duration) caps the growing lock, Duration .. 168h.
+	// Default 24h.
+	MaxDuration time.Duration
+	// HardLimit (hard_limit) is the number of consecutive failures (across
+	// windows, until a success) after which code methods stay locked until
+	// an admin unlocks the user ("mfad user unlock") or the user logs in
+	// with a security key at the console, 10..100 (NIST SP 800-63B allows
+	// at most 100). Default 100.
+	HardLimit int
+	// SourceMaxFailures (source_max_failures) failures from one source
+	// (a remote /24 or /64 network, or the local console) within
+	// SourceWindow, for any users, slow that source down before any user
+	// is locked, 1..1000. Default 10.
+	SourceMaxFailures int
+	// SourceWindow (source_window) is the span source failures are counted
+	// in, 1m .. 24h. Default 15m.
+	SourceWindow time.Duration
+	// SourceBackoff (source_backoff) is the first delay a slowed source
+	// gets; it doubles with every further failure from it, up to one hour,
+	// 1s .. 1h. Default 30s.
+	SourceBackoff time.Duration
+}
+
+// AccountRecovery is the account_recovery {} block: time-locked recovery of
+// users who lost every factor, and temporary bypasses.
+type AccountRecovery struct {
+	// Delay (delay) is how long a recovery request waits before it takes
+	// effect, during which the user is notified and can cancel it,
+	// 1h .. 720h. Default 24h.
+	Delay time.Duration
+	// Action (action) is what happens when a request takes effect:
+	// "bypass" (the next login is let in once and the user must enrol
+	// again) or "reset" (every factor and recovery code is removed).
+	// Default "bypass".
+	Action string
+	// RemindEvery (remind_every) is how often the user's phones are
+	// reminded of a pending request, 1h .. 24h. Default 6h.
+	RemindEvery time.Duration
+	// MaxBypass (max_bypass) is the longest temporary bypass an admin may
+	// grant, 1h .. 720h. Default 168h (a week).
+	MaxBypass time.Duration
 }
 
 // Audit is the audit {} block.
@@ -268,14 +321,26 @@ func Default(env Env) *Config {
 			DriftWindow: 10,
 		},
 		Recovery: Recovery{
-			Count:     8,
-			Format:    "hex-4x4",
-			WarnBelow: 3,
+			Count:        8,
+			Format:       "hex-4x4",
+			WarnBelow:    3,
+			AutoGenerate: true,
 		},
 		Lockout: Lockout{
-			MaxFailures: 5,
-			Window:      15 * time.Minute,
-			Duration:    15 * time.Minute,
+			MaxFailures:       5,
+			Window:            15 * time.Minute,
+			Duration:          15 * time.Minute,
+			MaxDuration:       24 * time.Hour,
+			HardLimit:         100,
+			SourceMaxFailures: 10,
+			SourceWindow:      15 * time.Minute,
+			SourceBackoff:     30 * time.Second,
+		},
+		AccountRecovery: AccountRecovery{
+			Delay:       24 * time.Hour,
+			Action:      "bypass",
+			RemindEvery: 6 * time.Hour,
+			MaxBypass:   168 * time.Hour,
 		},
 		Audit: Audit{
 			Retention: 8760 * time.Hour,

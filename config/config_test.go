@@ -171,7 +171,7 @@ log {
   level  = "DEBUG"
   format = "Json"
 }`, func(c *Config) {
-			c.Lockout = Lockout{MaxFailures: 100, Window: 24 * time.Hour, Duration: time.Minute}
+			c.Lockout.MaxFailures, c.Lockout.Window, c.Lockout.Duration = 100, 24*time.Hour, time.Minute
 			c.Audit.Retention = 87600 * time.Hour
 			c.Log = Log{Level: slog.LevelDebug, Format: "json"}
 		}},
@@ -598,10 +598,10 @@ func TestChanges(t *testing.T) {
 		{"totp", func(c *Config) {
 			c.TOTP = TOTP{Issuer: "x", Digits: 8, Period: time.Minute, Algorithm: "SHA256", Skew: 2, DriftWindow: 2}
 		}, []string{"totp.issuer", "totp.digits", "totp.period", "totp.algorithm", "totp.skew", "totp.drift_window"}, nil},
-		{"recovery", func(c *Config) { c.Recovery = Recovery{Count: 10, Format: "other", WarnBelow: 1} },
+		{"recovery", func(c *Config) { c.Recovery = Recovery{Count: 10, Format: "other", WarnBelow: 1, AutoGenerate: true} },
 			[]string{"recovery.count", "recovery.format", "recovery.warn_below"}, nil},
 		{"lockout audit log", func(c *Config) {
-			c.Lockout = Lockout{MaxFailures: 1, Window: time.Hour, Duration: time.Hour}
+			c.Lockout.MaxFailures, c.Lockout.Window, c.Lockout.Duration = 1, time.Hour, time.Hour
 			c.Audit.Retention = 24 * time.Hour
 			c.Log = Log{Level: slog.LevelDebug, Format: "json"}
 		}, []string{"lockout.max_failures", "lockout.window", "lockout.duration", "audit.retention", "log.level", "log.format"}, nil},
@@ -631,10 +631,10 @@ func TestChanges(t *testing.T) {
 		reloadable, restart := Changes(&Config{}, Default(rootEnv))
 		all := append(slices.Clone(reloadable), restart...)
 		// These defaults equal the zero Config: "", "", slog.LevelInfo and "".
-		all = append(all, "server.socket_group", "storage.key_file", "log.level", "u2f.app_id", "u2f.attestation_ca_file", "metrics.listen")
+		all = append(all, "server.socket_group", "storage.key_file", "log.level", "u2f.app_id", "u2f.attestation_ca_file", "metrics.listen", "policy")
 		slices.Sort(all)
-		if n := len(slices.Compact(slices.Clone(all))); n != len(all) || n != 32 {
-			t.Errorf("options = %q (%d), want 32 distinct", all, n)
+		if n := len(slices.Compact(slices.Clone(all))); n != len(all) || n != 43 {
+			t.Errorf("options = %q (%d), want 43 distinct", all, n)
 		}
 	})
 

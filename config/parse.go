@@ -114,6 +114,9 @@ type fileBlocks struct {
 	U2F      []*u2fBlock      `hcl:"u2f,block"`
 	Metrics  []*metricsBlock  `hcl:"metrics,block"`
 	Log      []*logBlock      `hcl:"log,block"`
+
+	AccountRecovery []*accountRecoveryBlock `hcl:"account_recovery,block"`
+	Policies        []*policyBlock          `hcl:"policy,block"`
 }
 
 func (f *fileBlocks) apply(c *checker, cfg *Config, base string) {
@@ -126,6 +129,9 @@ func (f *fileBlocks) apply(c *checker, cfg *Config, base string) {
 	applyAll(c, "u2f", f.U2F, func(b *u2fBlock) { b.apply(c, &cfg.U2F, base) })
 	applyAll(c, "metrics", f.Metrics, func(b *metricsBlock) { b.apply(c, &cfg.Metrics) })
 	applyAll(c, "log", f.Log, func(b *logBlock) { b.apply(c, &cfg.Log) })
+	applyAll(c, "account_recovery", f.AccountRecovery, func(b *accountRecoveryBlock) { b.apply(c, &cfg.AccountRecovery) })
+	// Policies last: they inherit the global lockout settings.
+	cfg.Policies = applyPolicies(c, f.Policies, cfg.Lockout)
 }
 
 // block is implemented by every block struct.
@@ -304,10 +310,11 @@ func validIssuer(s string) bool {
 }
 
 type recoveryBlock struct {
-	Count     *hcl.Attribute `hcl:"count,attr"`
-	Format    *hcl.Attribute `hcl:"format,attr"`
-	WarnBelow *hcl.Attribute `hcl:"warn_below,attr"`
-	DefRange  hcl.Range      `hcl:",def_range"`
+	Count        *hcl.Attribute `hcl:"count,attr"`
+	Format       *hcl.Attribute `hcl:"format,attr"`
+	WarnBelow    *hcl.Attribute `hcl:"warn_below,attr"`
+	AutoGenerate *hcl.Attribute `hcl:"auto_generate,attr"`
+	DefRange     hcl.Range      `hcl:",def_range"`
 }
 
 func (b *recoveryBlock) defRange() hcl.Range { return b.DefRange }
@@ -323,13 +330,21 @@ func (b *recoveryBlock) apply(c *checker, r *Recovery) {
 	if n, ok := c.integer(b.WarnBelow, "recovery.warn_below", 0, int64(r.Count), rule); ok {
 		r.WarnBelow = int(n)
 	}
+	if v, ok := c.boolean(b.AutoGenerate, "recovery.auto_generate"); ok {
+		r.AutoGenerate = v
+	}
 }
 
 type lockoutBlock struct {
-	MaxFailures *hcl.Attribute `hcl:"max_failures,attr"`
-	Window      *hcl.Attribute `hcl:"window,attr"`
-	Duration    *hcl.Attribute `hcl:"duration,attr"`
-	DefRange    hcl.Range      `hcl:",def_range"`
+	MaxFailures       *hcl.Attribute `hcl:"max_failures,attr"`
+	Window            *hcl.Attribute `hcl:"window,attr"`
+	Duration          *hcl.Attribute `hcl:"duration,attr"`
+	MaxDuration       *hcl.Attribute `hcl:"max_duration,attr"`
+	HardLimit         *hcl.Attribute `hcl:"hard_limit,attr"`
+	SourceMaxFailures *hcl.Attribute `hcl:"source_max_failures,attr"`
+	SourceWindow      *hcl.Attribute `hcl:"source_window,attr"`
+	SourceBackoff     *hcl.Attribute `hcl:"source_backoff,attr"`
+	DefRange          hcl.Range      `hcl:",def_range"`
 }
 
 func (b *lockoutBlock) defRange() hcl.Range { return b.DefRange }
@@ -343,6 +358,48 @@ func (b *lockoutBlock) apply(c *checker, l *Lockout) {
 	}
 	if d, ok := c.duration(b.Duration, "lockout.duration", time.Minute, 24*time.Hour, 0); ok {
 		l.Duration = d
+	}
+	if d, ok := c.duration(b.MaxDuration, "lockout.max_duration", l.Duration, 168*time.Hour, 0); ok {
+		l.MaxDuration = d
+	} else if b.MaxDuration == nil && l.MaxDuration < l.Duration {
+		l.MaxDuration = l.Duration
+	}
+	if n, ok := c.integer(b.HardLimit, "lockout.hard_limit", 10, 100, "a whole number of consecutive failures from 10 to 100"); ok {
+		l.HardLimit = int(n)
+	}
+	if n, ok := c.integer(b.SourceMaxFailures, "lockout.source_max_failures", 1, 1000, "a whole number of failures from 1 to 1000"); ok {
+		l.SourceMaxFailures = int(n)
+	}
+	if d, ok := c.duration(b.SourceWindow, "lockout.source_window", time.Minute, 24*time.Hour, 0); ok {
+		l.SourceWindow = d
+	}
+	if d, ok := c.duration(b.SourceBackoff, "lockout.source_backoff", time.Second, time.Hour, 0); ok {
+		l.SourceBackoff = d
+	}
+}
+
+type accountRecoveryBlock struct {
+	Delay       *hcl.Attribute `hcl:"delay,attr"`
+	Action      *hcl.Attribute `hcl:"action,attr"`
+	RemindEvery *hcl.Attribute `hcl:"remind_every,attr"`
+	MaxBypass   *hcl.Attribute `hcl:"max_bypass,attr"`
+	DefRange    hcl.Range      `hcl:",def_range"`
+}
+
+func (b *accountRecoveryBlock) defRange() hcl.Range { return b.DefRange }
+
+func (b *accountRecoveryBlock) apply(c *checker, a *AccountRecovery) {
+	if d, ok := c.duration(b.Delay, "account_recovery.delay", time.Hour, 720*time.Hour, 0); ok {
+		a.Delay = d
+	}
+	if s, ok := c.oneOf(b.Action, "account_recovery.action", []string{"bypass", "reset"}, false, ""); ok {
+		a.Action = s
+	}
+	if d, ok := c.duration(b.RemindEvery, "account_recovery.remind_every", time.Hour, 24*time.Hour, 0); ok {
+		a.RemindEvery = d
+	}
+	if d, ok := c.duration(b.MaxBypass, "account_recovery.max_bypass", time.Hour, 720*time.Hour, 0); ok {
+		a.MaxBypass = d
 	}
 }
 

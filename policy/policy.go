@@ -1,6 +1,7 @@
-// Package policy makes mfad's login decisions: whether a login needs a second
-// factor, which methods to offer and in which order, and when repeated failures
-// lock a user out.
+// Package policy makes mfad's login decisions: which policy a login falls
+// under, whether it needs a second factor, which methods to offer and in
+// which order, and when repeated failures slow a source down or lock a user
+// out.
 //
 // The package is pure: it holds no state and does no I/O. Callers (the service
 // layer) load the durable state from the store, ask policy what to do, and write
@@ -9,8 +10,11 @@
 package policy
 
 import (
+	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/mfad/mfad/config"
 )
 
 // Method names a second-factor method, as it appears in the API.
@@ -37,6 +41,11 @@ func Rank(m Method) int {
 	return len(strength)
 }
 
+// Guessable reports whether m is checked by comparing a code a person types,
+// which an attacker can guess; lockouts and source throttling apply to these
+// methods only. A security key signature cannot be guessed.
+func Guessable(m Method) bool { return m != MethodU2F }
+
 // Decision is the answer to a login attempt.
 type Decision string
 
@@ -47,22 +56,124 @@ const (
 	Deny      Decision = "deny"
 )
 
-// LoginInput is what the decision may depend on. It deliberately has no
-// "user exists" field: an unknown user and a user without usable factors must
-// get the same answer, so the login path never reveals which names exist.
+// Request is the context of a login, used to pick its policy.
+type Request struct {
+	User    string
+	Service string
+	// RHost is the remote host ("" for a local login).
+	RHost string
+	// Groups lists the user's groups; only consulted when a policy matches
+	// on groups, so callers may resolve them lazily through GroupsFunc.
+	Groups func() []string
+}
+
+// Local reports whether the login is local (console, su, sudo).
+func (r Request) Local() bool { return r.RHost == "" }
+
+// Select returns the first policy in policies that matches r, or def.
+func Select(policies []config.Policy, def config.Policy, r Request) config.Policy {
+	var groups []string
+	resolved := false
+	for _, p := range policies {
+		m := p.Match
+		if len(m.Service) > 0 && !slices.Contains(m.Service, r.Service) {
+			continue
+		}
+		if len(m.User) > 0 && !slices.Contains(m.User, r.User) {
+			continue
+		}
+		if m.Local != nil && *m.Local != r.Local() {
+			continue
+		}
+		if len(m.RHost) > 0 && !inNetworks(r.RHost, m.RHost) {
+			continue
+		}
+		if len(m.Group) > 0 {
+			if !resolved {
+				if r.Groups != nil {
+					groups = r.Groups()
+				}
+				resolved = true
+			}
+			if !slices.ContainsFunc(m.Group, func(g string) bool { return slices.Contains(groups, g) }) {
+				continue
+			}
+		}
+		return p
+	}
+	return def
+}
+
+func inNetworks(rhost string, nets []netip.Prefix) bool {
+	a, err := netip.ParseAddr(rhost)
+	if err != nil {
+		return false // a host name never matches a network
+	}
+	a = a.Unmap()
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Network names the source of a login for throttling and for "known
+// network" checks: "local" for local logins, the /24 of an IPv4 address,
+// the /64 of an IPv6 address, or the host name as given (lower-cased by
+// the caller is not needed: PAM passes what the resolver returned).
+func Network(rhost string) string {
+	if rhost == "" {
+		return "local"
+	}
+	a, err := netip.ParseAddr(rhost)
+	if err != nil {
+		return "host:" + rhost
+	}
+	a = a.Unmap()
+	bits := 64
+	if a.Is4() {
+		bits = 24
+	}
+	p, _ := a.WithZone("").Prefix(bits)
+	return p.String()
+}
+
+// LoginInput is what the decision depends on. An unknown user looks exactly
+// like a user without factors (Enrolled false, no Methods), so the answer
+// never tells the two apart.
 type LoginInput struct {
-	// Methods the user has enabled and that can work right now, in any order.
+	Policy config.Policy
+	// Enrolled reports whether the user has any active factor, usable now
+	// or not.
+	Enrolled bool
+	// Methods the user has enabled and that can work right now, in any
+	// order.
 	Methods []Method
+	// Preferred is the user's chosen default method ("" for none).
+	Preferred Method
+	// RememberedDevice: the login carried a valid remember-device token.
+	RememberedDevice bool
+	// KnownNetwork: the login's network saw a successful second-factor
+	// login by this user within Policy.KnownFor.
+	KnownNetwork bool
+	// RecentFailures: the user had failed verifications recently.
+	RecentFailures bool
+	Now            time.Time
 }
 
 // LoginDecision is the outcome of Decide.
 type LoginDecision struct {
 	Decision Decision
-	// Methods offered for this login, strongest first.
+	// Methods offered for this login, in the policy's order.
 	Methods []Method
 	// Default is the method the login stack should prompt for first.
 	Default Method
-	Reason  string
+	// Reason says why, for the audit log and the login stack (never
+	// anything that tells an unknown user from a known one).
+	Reason string
+	// Messages are shown to the user (e.g. an enrolment reminder).
+	Messages []string
 }
 
 // DecoyMethods is what a login is offered when the user has no usable factor
@@ -70,86 +181,85 @@ type LoginDecision struct {
 // user has, so the answer does not tell the two apart.
 var DecoyMethods = []Method{MethodTOTP, MethodRecovery}
 
-// Decide answers a login. Until per-service policies exist every login is
-// challenged; a user without usable factors gets the decoy challenge, which
-// no code can satisfy.
+// Decide answers a login under in.Policy:
+//
+//   - require = "never": allow.
+//   - no usable method: "optional" allows; otherwise a user with factors
+//     that cannot work now, and a user without factors under unenrolled =
+//     "deny" (or past the enrolment deadline), gets the decoy challenge that
+//     no code can satisfy; unenrolled = "warn" (or before the deadline)
+//     allows with a message asking the user to enrol.
+//   - a valid remember-device token allows (when the policy issues them).
+//   - require = "risky": a known network without recent failures allows.
+//   - otherwise: challenge with the usable methods in the policy's order,
+//     the default being the user's preferred method when usable, else the
+//     first (strongest, with the default order).
 func Decide(in LoginInput) LoginDecision {
-	methods := slices.Clone(in.Methods)
+	p := in.Policy
+	if p.Require == "never" {
+		return LoginDecision{Decision: Allow, Reason: "policy " + p.Name + ": no second factor required"}
+	}
+	methods := order(in.Methods, p.Methods)
 	if len(methods) == 0 {
-		methods = slices.Clone(DecoyMethods)
+		switch {
+		case p.Require == "optional" && !in.Enrolled:
+			return LoginDecision{Decision: Allow, Reason: "policy " + p.Name + ": second factor optional"}
+		case !in.Enrolled && p.Unenrolled == "warn":
+			return LoginDecision{Decision: Allow, Reason: "policy " + p.Name + ": not enrolled (warned)",
+				Messages: []string{"Your account has no second factor. Set one up now: mfad totp enroll"}}
+		case !in.Enrolled && p.Unenrolled == "deadline" && in.Now.Before(p.EnrollDeadline):
+			return LoginDecision{Decision: Allow, Reason: "policy " + p.Name + ": not enrolled (before deadline)",
+				Messages: []string{"Your account has no second factor. Set one up before " +
+					p.EnrollDeadline.UTC().Format("2006-01-02 15:04 MST") + " or you will not be able to log in: mfad totp enroll"}}
+		}
+		return decoy(p)
 	}
-	slices.SortStableFunc(methods, func(a, b Method) int { return Rank(a) - Rank(b) })
-	methods = slices.Compact(methods)
-	return LoginDecision{
-		Decision: Challenge,
-		Methods:  methods,
-		Default:  methods[0],
-		Reason:   "second factor required",
+	if in.RememberedDevice && p.RememberDevice > 0 {
+		return LoginDecision{Decision: Allow, Reason: "policy " + p.Name + ": remembered device"}
 	}
+	reason := "policy " + p.Name + ": second factor required"
+	if p.Require == "risky" {
+		switch {
+		case in.KnownNetwork && !in.RecentFailures:
+			return LoginDecision{Decision: Allow, Reason: "policy " + p.Name + ": known network"}
+		case in.RecentFailures:
+			reason = "policy " + p.Name + ": recent failures"
+		default:
+			reason = "policy " + p.Name + ": new network"
+		}
+	}
+	def := methods[0]
+	if in.Preferred != "" && slices.Contains(methods, in.Preferred) {
+		def = in.Preferred
+	}
+	return LoginDecision{Decision: Challenge, Methods: methods, Default: def, Reason: reason}
 }
 
-// Lockout limits failed verifications per user: after MaxFailures failures
-// within Window the user is locked for Duration. While locked, even a correct
-// code is refused.
-type Lockout struct {
-	MaxFailures int
-	Window      time.Duration
-	Duration    time.Duration
+// order returns the user's methods that the policy allows, in the policy's
+// order (strongest first when the policy lists none), without duplicates.
+func order(user []Method, allowed []string) []Method {
+	if len(allowed) == 0 {
+		allowed = []string{string(MethodU2F), string(MethodTOTP), string(MethodSMS), string(MethodRecovery)}
+	}
+	var out []Method
+	for _, a := range allowed {
+		if m := Method(a); slices.Contains(user, m) && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
-// FailState is the durable per-user failure record. The zero value means no
-// recent failures. It is stored as JSON.
-type FailState struct {
-	// Count is the number of failures in the current window.
-	Count int `json:"count"`
-	// WindowStart is the time of the first failure in the current window.
-	WindowStart time.Time `json:"window_start"`
-	// LockedUntil is when the current lockout ends (zero when not locked).
-	LockedUntil time.Time `json:"locked_until,omitzero"`
-}
-
-// Locked reports whether st locks the user at now, and for how long.
-func (l Lockout) Locked(st FailState, now time.Time) (bool, time.Duration) {
-	if now.Before(st.LockedUntil) {
-		return true, st.LockedUntil.Sub(now)
+// decoy is the challenge for a login no code can satisfy, shaped like an
+// ordinary user's challenge under the same policy.
+func decoy(p config.Policy) LoginDecision {
+	methods := order(DecoyMethods, p.Methods)
+	if len(methods) == 0 {
+		methods = order([]Method{MethodSMS, MethodTOTP, MethodRecovery}, p.Methods)
 	}
-	return false, 0
-}
-
-// Fail records one failure at now in st and reports whether it locked the
-// user. A failure outside the current window starts a new window.
-func (l Lockout) Fail(st *FailState, now time.Time) (locked bool) {
-	if st.Count == 0 || now.Sub(st.WindowStart) >= l.Window || !st.LockedUntil.IsZero() && !now.Before(st.LockedUntil) {
-		*st = FailState{WindowStart: now}
+	if len(methods) == 0 {
+		methods = []Method{MethodTOTP}
 	}
-	st.Count++
-	if st.Count >= l.MaxFailures {
-		st.LockedUntil = now.Add(l.Duration)
-		return true
-	}
-	return false
-}
-
-// AttemptsLeft is how many more failures st allows before a lockout.
-func (l Lockout) AttemptsLeft(st FailState, now time.Time) int {
-	if locked, _ := l.Locked(st, now); locked {
-		return 0
-	}
-	if st.Count == 0 || now.Sub(st.WindowStart) >= l.Window || !st.LockedUntil.IsZero() {
-		return l.MaxFailures
-	}
-	return max(l.MaxFailures-st.Count, 0)
-}
-
-// Retain is how long a FailState must be kept: until its window and any
-// lockout are over. Callers store the record with this TTL.
-func (l Lockout) Retain(st FailState, now time.Time) time.Duration {
-	end := st.WindowStart.Add(l.Window)
-	if st.LockedUntil.After(end) {
-		end = st.LockedUntil
-	}
-	if d := end.Sub(now); d > 0 {
-		return d
-	}
-	return time.Second
+	return LoginDecision{Decision: Challenge, Methods: methods, Default: methods[0],
+		Reason: "policy " + p.Name + ": second factor required"}
 }

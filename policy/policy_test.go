@@ -1,19 +1,20 @@
 package policy
 
 import (
+	"github.com/mfad/mfad/config"
 	"slices"
 	"testing"
 	"time"
 )
 
-func TestDecide(t *testing.T) {
+func TestDecideOrder(t *testing.T) {
+	def := config.DefaultPolicy(config.Lockout{})
 	tests := []struct {
 		name    string
 		methods []Method
 		want    []Method
 		def     Method
 	}{
-		{"no factors gets the decoy", nil, DecoyMethods, MethodTOTP},
 		{"strongest first", []Method{MethodRecovery, MethodSMS, MethodTOTP, MethodU2F}, []Method{MethodU2F, MethodTOTP, MethodSMS, MethodRecovery}, MethodU2F},
 		{"duplicates collapse", []Method{MethodTOTP, MethodTOTP, MethodRecovery}, []Method{MethodTOTP, MethodRecovery}, MethodTOTP},
 		{"recovery only", []Method{MethodRecovery}, []Method{MethodRecovery}, MethodRecovery},
@@ -21,7 +22,7 @@ func TestDecide(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			in := slices.Clone(tc.methods)
-			d := Decide(LoginInput{Methods: in})
+			d := Decide(LoginInput{Policy: def, Enrolled: true, Methods: in})
 			if d.Decision != Challenge || !slices.Equal(d.Methods, tc.want) || d.Default != tc.def {
 				t.Fatalf("Decide(%v) = %+v, want challenge %v default %s", tc.methods, d, tc.want, tc.def)
 			}
@@ -31,7 +32,7 @@ func TestDecide(t *testing.T) {
 		})
 	}
 	// The decoy list must not be shared with callers.
-	d := Decide(LoginInput{})
+	d := Decide(LoginInput{Policy: def})
 	d.Methods[0] = "x"
 	if DecoyMethods[0] != MethodTOTP {
 		t.Fatal("Decide returned the DecoyMethods slice itself")
@@ -60,7 +61,7 @@ func TestLockout(t *testing.T) {
 	if locked, retry := l.Locked(st, t0.Add(3*time.Minute)); !locked || retry != 14*time.Minute {
 		t.Fatalf("Locked = %v %v, want locked for 14m", locked, retry)
 	}
-	if r := l.Retain(st, t0.Add(3*time.Minute)); r != 14*time.Minute {
+	if r := l.Retain(st, t0.Add(3*time.Minute)); r != consecutiveMemory-time.Minute {
 		t.Fatalf("Retain = %v", r)
 	}
 	// After the lockout a failure starts a new window.

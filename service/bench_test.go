@@ -42,7 +42,7 @@ func BenchmarkVerifyDurable(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := svc.ConfirmTOTP(ctx, service.Internal, fmt.Sprint("u", i), e.FactorID, otp.Code(e.Secret, otp.Counter(time.Now(), p)-1, p)); err != nil {
+		if _, err := svc.ConfirmTOTP(ctx, service.Internal, fmt.Sprint("u", i), e.FactorID, otp.Code(e.Secret, otp.Counter(time.Now(), p)-1, p)); err != nil {
 			b.Fatal(err)
 		}
 		secrets[i] = e.Secret

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mfad/mfad/config"
 	"github.com/mfad/mfad/otp"
 	"github.com/mfad/mfad/policy"
 	"github.com/mfad/mfad/recovery"
@@ -19,6 +20,8 @@ type LoginRequest struct {
 	Service string // PAM service, e.g. "sshd"
 	RHost   string // remote host, "" for local logins
 	TTY     string
+	// DeviceToken is a remember-device token from an earlier login.
+	DeviceToken string
 }
 
 // Login is a login in progress, answered by StartLogin.
@@ -29,6 +32,13 @@ type Login struct {
 	Default  policy.Method
 	Reason   string
 	Expires  time.Time
+	// Policy is the name of the policy that decided the login.
+	Policy string
+	// Messages are shown to the user (enrolment reminders and the like).
+	Messages []string
+	// Remember reports whether a successful verification may ask for a
+	// remember-device token (the policy issues them).
+	Remember bool
 }
 
 // loginRecord is stored under login/<id> with the login TTL.
@@ -42,6 +52,7 @@ type loginRecord struct {
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 	Done    bool      `json:"done,omitempty"`
+	Policy  string    `json:"policy,omitempty"`
 }
 
 func validateContext(service, rhost, tty string) error {
@@ -55,8 +66,10 @@ func validateContext(service, rhost, tty string) error {
 }
 
 // StartLogin decides whether the login needs a second factor and which
-// methods to offer. An unknown user gets the same kind of answer as a user
-// without usable factors, and neither can ever pass verification.
+// methods to offer, under the first policy that matches it. An unknown user
+// gets the same kind of answer as a user without usable factors, and neither
+// can ever pass verification. A temporary bypass or an account recovery
+// request that took effect lets the login in, audited.
 func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*Login, error) {
 	if err := ValidateUserName(req.User); err != nil {
 		return nil, err
@@ -64,52 +77,108 @@ func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*
 	if err := validateContext(req.Service, req.RHost, req.TTY); err != nil {
 		return nil, err
 	}
+	if len(req.DeviceToken) > 128 {
+		return nil, invalid("device_token is longer than 128 bytes")
+	}
 	id, err := s.newID(16)
 	if err != nil {
 		return nil, err
 	}
 	st := s.Settings()
+	pol := s.policyFor(st, req.User, req.Service, req.RHost)
+	network := policy.Network(req.RHost)
 	var out *Login
+	var events []store.Event
 	err = s.db.Update(ctx, func(txn *store.Txn) error {
-		methods, err := usableMethods(txn, req.User, req.RHost == "" && s.U2F != nil)
+		events = events[:0]
+		now := txn.Now()
+		rec := loginRecord{ID: id, User: req.User, Service: req.Service, RHost: req.RHost, TTY: req.TTY,
+			Caller: c.UID, Created: now, Expires: now.Add(st.LoginTTL), Policy: pol.Name}
+		out = &Login{ID: id, Expires: rec.Expires, Policy: pol.Name}
+		u, found, err := loadUser(txn, req.User)
 		if err != nil {
 			return err
 		}
-		d := policy.Decide(policy.LoginInput{Methods: methods})
-		now := txn.Now()
-		rec := loginRecord{ID: id, User: req.User, Service: req.Service, RHost: req.RHost, TTY: req.TTY,
-			Caller: c.UID, Created: now, Expires: now.Add(st.LoginTTL)}
-		if err := txn.PutTTL(loginKey(id), rec, st.LoginTTL); err != nil {
+		d, ev, err := s.accountOverride(txn, st, u, found, c, req)
+		if err != nil {
 			return err
 		}
-		out = &Login{ID: id, Decision: d.Decision, Methods: d.Methods, Default: d.Default, Reason: d.Reason, Expires: rec.Expires}
-		return nil
+		if ev == nil {
+			methods, enrolled := usableMethods(u, req.RHost == "" && s.U2F != nil)
+			in := policy.LoginInput{Policy: pol, Enrolled: enrolled, Methods: methods, Preferred: u.Preferred, Now: now}
+			if found && enrolled {
+				var fs policy.FailState
+				if _, err := txn.Get(failKey(req.User), &fs); err != nil {
+					return err
+				}
+				in.RecentFailures = policy.LockoutFrom(pol.Lockout).Recent(fs, now)
+				if req.DeviceToken != "" && pol.RememberDevice > 0 {
+					if in.RememberedDevice, err = checkDevice(txn, req.User, network, req.DeviceToken); err != nil {
+						return err
+					}
+				}
+				if pol.Require == "risky" {
+					if in.KnownNetwork, err = knownNetwork(txn, req.User, network, pol.KnownFor); err != nil {
+						return err
+					}
+				}
+			}
+			d = policy.Decide(in)
+			if d.Decision == policy.Allow {
+				e := auditEvent(c, req.User, "login")
+				e.Result, e.Detail = "allow", d.Reason
+				ev = &e
+			}
+		}
+		if d.Decision == policy.Allow {
+			rec.Done = true
+			if found && (u.Recovery == nil || u.Recovery.Remaining() == 0) && len(u.Factors) > 0 {
+				d.Messages = append(d.Messages, noRecoveryMessage)
+			}
+		}
+		out.Decision, out.Methods, out.Default, out.Reason, out.Messages = d.Decision, d.Methods, d.Default, d.Reason, d.Messages
+		out.Remember = d.Decision == policy.Challenge && pol.RememberDevice > 0
+		if ev != nil {
+			ev.Service, ev.RHost, ev.Detail = req.Service, req.RHost, strings.TrimSpace(ev.Detail+" login "+id)
+			events = append(events, *ev)
+			if err := txn.Audit(*ev, st.AuditRetention); err != nil {
+				return err
+			}
+		}
+		return txn.PutTTL(loginKey(id), rec, st.LoginTTL)
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.log.Debug("login started", "user", req.User, "service", req.Service, "rhost", req.RHost, "decision", out.Decision)
+	for _, ev := range events {
+		s.logEvent(ev)
+	}
+	s.log.Debug("login started", "user", req.User, "service", req.Service, "rhost", req.RHost, "policy", pol.Name, "decision", out.Decision)
 	return out, nil
 }
 
-// usableMethods lists the methods the user can complete right now.
-// U2F keys count only for local logins (a key must be plugged into this
-// machine) when the daemon drives U2F hardware.
-func usableMethods(txn *store.Txn, user string, u2fUsable bool) ([]policy.Method, error) {
-	u, _, err := loadUser(txn, user)
-	if err != nil {
-		return nil, err
-	}
-	var methods []policy.Method
+// noRecoveryMessage is shown at logins of users with factors but no unused
+// recovery codes.
+const noRecoveryMessage = "You have no recovery codes left: if you lose your other factors you cannot log in. Generate a set now: mfad recovery-codes generate"
+
+// usableMethods lists the methods the user can complete right now, and
+// whether the user has any active factor at all. U2F keys count only for
+// local logins (a key must be plugged into this machine) when the daemon
+// drives U2F hardware.
+func usableMethods(u *userRecord, u2fUsable bool) (methods []policy.Method, enrolled bool) {
 	for _, f := range u.Factors {
-		if f.Status == StatusActive && (f.Type != policy.MethodU2F || u2fUsable) {
+		if f.Status != StatusActive {
+			continue
+		}
+		enrolled = true
+		if f.Type != policy.MethodU2F || u2fUsable {
 			methods = append(methods, f.Type)
 		}
 	}
 	if u.Recovery != nil && u.Recovery.Remaining() > 0 {
 		methods = append(methods, policy.MethodRecovery)
 	}
-	return methods, nil
+	return methods, enrolled
 }
 
 // Result is the outcome of a verification.
@@ -137,6 +206,8 @@ type VerifyRequest struct {
 	Method  policy.Method
 	Service string
 	RHost   string
+	// Remember asks for a remember-device token on success (login only).
+	Remember bool
 }
 
 // Verification is the answer to a verification.
@@ -157,6 +228,11 @@ type Verification struct {
 	// configured warning level.
 	RecoveryRemaining int
 	RecoveryLow       bool
+	// RememberToken is a new remember-device token, issued on ResultOK when
+	// the verification asked for one and the login's policy allows it.
+	RememberToken string
+	// Messages are shown to the user on ResultOK (e.g. no recovery codes).
+	Messages []string
 }
 
 // CodeError reports a rejected enrollment code.
@@ -174,12 +250,13 @@ func (e *CodeError) Error() string {
 
 // VerifyLogin verifies a code for a login started with StartLogin. A
 // successful verification finishes the login; later attempts get
-// ErrLoginExpired.
-func (s *Service) VerifyLogin(ctx context.Context, c Caller, loginID, code string, method policy.Method) (*Verification, error) {
+// ErrLoginExpired. With remember set and a policy that allows it, a
+// successful verification also returns a remember-device token.
+func (s *Service) VerifyLogin(ctx context.Context, c Caller, loginID, code string, method policy.Method, remember bool) (*Verification, error) {
 	if loginID == "" || len(loginID) > 64 {
 		return nil, ErrLoginExpired
 	}
-	return s.verify(ctx, c, VerifyRequest{Code: code, Method: method}, loginID)
+	return s.verify(ctx, c, VerifyRequest{Code: code, Method: method, Remember: remember}, loginID, nil)
 }
 
 // Verify checks a code for a user in one step, without a login id (for
@@ -191,11 +268,13 @@ func (s *Service) Verify(ctx context.Context, c Caller, req VerifyRequest) (*Ver
 	if err := validateContext(req.Service, req.RHost, ""); err != nil {
 		return nil, err
 	}
-	return s.verify(ctx, c, req, "")
+	req.Remember = false
+	return s.verify(ctx, c, req, "", nil)
 }
 
-// verify checks a code (TOTP or recovery) through decide.
-func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, loginID string) (*Verification, error) {
+// verify checks a code (TOTP or recovery) through decide; onOK runs in the
+// decision's transaction when the code matched.
+func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, loginID string, onOK func(*store.Txn) error) (*Verification, error) {
 	switch req.Method {
 	case "", policy.MethodTOTP, policy.MethodRecovery:
 	default:
@@ -219,7 +298,11 @@ func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, login
 	}
 
 	return s.decide(ctx, c, req, loginID, func(txn *store.Txn, req VerifyRequest, out *Verification) (bool, string, error) {
-		return s.check(txn, req, tryTOTP, tryRecovery, out)
+		matched, detail, err := s.check(txn, req, tryTOTP, tryRecovery, out)
+		if matched && err == nil && onOK != nil {
+			err = onOK(txn)
+		}
+		return matched, detail, err
 	})
 }
 
@@ -229,10 +312,19 @@ func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, login
 type checkFunc func(txn *store.Txn, req VerifyRequest, out *Verification) (matched bool, detail string, err error)
 
 // decide is the one place a second factor is judged. The login's state, the
-// lockout check, the check itself (which uses up the code, TOTP step or key
-// counter), the failure counter and the audit event are one transaction.
+// source and user throttles, the check itself (which uses up the code, TOTP
+// step or key counter), the failure counters, what a success unlocks
+// (known network, remember-device token, cancelling a pending account
+// recovery) and the audit event are one transaction.
+//
+// Guessable methods (codes) are refused while the source network is slowed
+// down or the user is locked, and their failures count against both. A
+// security key signature cannot be guessed: it is never refused by a lock,
+// its failures do not count, and its success clears the user's lock, so a
+// user at the console with a key is never locked out by code guessing
+// elsewhere.
 func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, loginID string, check checkFunc) (*Verification, error) {
-	lk := s.Settings().lockout()
+	st := s.Settings()
 	var out *Verification
 	var ev store.Event
 	var lockStarted bool
@@ -240,6 +332,7 @@ func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, login
 		now := txn.Now()
 		lockStarted = false
 		var lr loginRecord
+		var pol config.Policy
 		if loginID != "" {
 			found, err := txn.Get(loginKey(loginID), &lr)
 			if err != nil {
@@ -249,7 +342,13 @@ func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, login
 				return ErrLoginExpired
 			}
 			req.User, req.Service, req.RHost = lr.User, lr.Service, lr.RHost
+			pol = st.policyByName(lr.Policy)
+		} else {
+			pol = s.policyFor(st, req.User, req.Service, req.RHost)
 		}
+		lk, src := policy.LockoutFrom(pol.Lockout), policy.SourceLimitFrom(pol.Lockout)
+		network := policy.Network(req.RHost)
+		guessable := policy.Guessable(req.Method)
 		out = &Verification{}
 		ev = auditEvent(c, req.User, "verify")
 		ev.Service, ev.RHost, ev.Method = req.Service, req.RHost, string(req.Method)
@@ -257,61 +356,63 @@ func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, login
 			ev.Detail = "login " + loginID
 		}
 
+		var ss policy.SourceState
 		var fs policy.FailState
 		if _, err := txn.Get(failKey(req.User), &fs); err != nil {
 			return err
 		}
-		if locked, retry := lk.Locked(fs, now); locked {
-			out.Result, out.RetryAfter = ResultLocked, retry
-			ev.Result = "locked"
-			return nil
+		if guessable {
+			if _, err := txn.Get(sourceKey(network), &ss); err != nil {
+				return err
+			}
+			if blocked, retry := src.Blocked(ss, now); blocked {
+				out.Result, out.RetryAfter = ResultLocked, retry
+				ev.Result = "throttled"
+				ev.Detail = strings.TrimSpace(ev.Detail + " source " + network + " slowed down")
+				return nil
+			}
+			if locked, retry := lk.Locked(fs, now); locked {
+				out.Result, out.RetryAfter = ResultLocked, retry
+				ev.Result = "locked"
+				return nil
+			}
 		}
 
 		matched, detail, err := check(txn, req, out)
 		if err != nil {
 			return err
 		}
+		if detail != "" {
+			ev.Detail = strings.TrimSpace(ev.Detail + " " + detail)
+		}
 		if matched {
 			out.Result = ResultOK
 			ev.Result, ev.Method = "ok", string(out.Method)
-			if detail != "" {
-				ev.Detail = strings.TrimSpace(ev.Detail + " " + detail)
-			}
-			if out.Method == policy.MethodRecovery {
-				ev.Detail = strings.TrimSpace(ev.Detail + fmt.Sprintf(" recovery codes left: %d", out.RecoveryRemaining))
-				if out.RecoveryLow {
-					ev.Detail += " (low: generate a new set)"
-				}
-			}
-			if fs != (policy.FailState{}) {
-				if err := txn.Delete(failKey(req.User)); err != nil {
-					return err
-				}
-			}
-			if loginID != "" {
-				lr.Done = true
-				if err := txn.PutTTL(loginKey(loginID), lr, max(lr.Expires.Sub(now), time.Second)); err != nil {
-					return err
-				}
-			}
+			return s.succeeded(txn, pol, lr, req, fs, network, out, &ev)
+		}
+		ev.Result = "fail"
+		out.Result, out.AttemptsLeft = ResultFail, -1
+		if !guessable {
 			return nil
 		}
-
+		src.Fail(&ss, now)
+		if err := txn.PutTTL(sourceKey(network), ss, src.Retain(ss, now)); err != nil {
+			return err
+		}
 		lockedNow := lk.Fail(&fs, now)
 		if err := txn.PutTTL(failKey(req.User), fs, lk.Retain(fs, now)); err != nil {
 			return err
 		}
-		ev.Result = "fail"
-		if detail != "" {
-			ev.Detail = strings.TrimSpace(ev.Detail + " " + detail)
-		}
 		if lockedNow {
 			lockStarted = true
-			out.Result, out.RetryAfter = ResultLocked, fs.LockedUntil.Sub(now)
+			_, out.RetryAfter = lk.Locked(fs, now)
+			out.Result = ResultLocked
 			ev.Result = "locked"
 			ev.Detail = strings.TrimSpace(ev.Detail + " lockout started")
+			if fs.Hard {
+				ev.Detail += fmt.Sprintf(" (hard limit: %d consecutive failures; mfad user unlock)", fs.Consecutive)
+			}
 		} else {
-			out.Result = ResultFail
 			out.AttemptsLeft = lk.AttemptsLeft(fs, now)
 		}
 		return nil
@@ -328,6 +429,53 @@ func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, login
 		s.Metrics.Lockout()
 	}
 	return out, nil
+}
+
+// succeeded applies what a successful verification unlocks, inside the
+// decision's transaction.
+func (s *Service) succeeded(txn *store.Txn, pol config.Policy, lr loginRecord, req VerifyRequest, fs policy.FailState,
+	network string, out *Verification, ev *store.Event) error {
+	now := txn.Now()
+	if out.Method == policy.MethodRecovery {
+		ev.Detail = strings.TrimSpace(ev.Detail + fmt.Sprintf(" recovery codes left: %d", out.RecoveryRemaining))
+		if out.RecoveryLow {
+			ev.Detail += " (low: generate a new set)"
+		}
+	}
+	if fs != (policy.FailState{}) {
+		if err := txn.Delete(failKey(req.User)); err != nil {
+			return err
+		}
+	}
+	if err := txn.PutTTL(seenKey(req.User, network), seenRecord{Time: now}, pol.KnownFor); err != nil {
+		return err
+	}
+	if err := s.cancelRecoveryByLogin(txn, req.User, ev); err != nil {
+		return err
+	}
+	u, _, err := loadUser(txn, req.User)
+	if err != nil {
+		return err
+	}
+	if u.Recovery == nil || u.Recovery.Remaining() == 0 {
+		out.Messages = append(out.Messages, noRecoveryMessage)
+	}
+	if lr.ID == "" {
+		return nil
+	}
+	lr.Done = true
+	if err := txn.PutTTL(loginKey(lr.ID), lr, max(lr.Expires.Sub(now), time.Second)); err != nil {
+		return err
+	}
+	if req.Remember && pol.RememberDevice > 0 {
+		token, err := s.issueDevice(txn, pol, lr)
+		if err != nil {
+			return err
+		}
+		out.RememberToken = token
+		ev.Detail = strings.TrimSpace(ev.Detail + " device remembered")
+	}
+	return nil
 }
 
 // check tries the code against the user's factors, consuming what matched

@@ -71,6 +71,9 @@ type Settings struct {
 	AuditRetention time.Duration
 	LoginTTL       time.Duration
 	U2F            config.U2F
+	// Policies and AccountRecovery drive login decisions (package policy).
+	Policies        []config.Policy
+	AccountRecovery config.AccountRecovery
 }
 
 // SettingsFrom extracts the service settings from a validated config.
@@ -82,6 +85,9 @@ func SettingsFrom(c *config.Config) Settings {
 		AuditRetention: c.Audit.Retention,
 		LoginTTL:       c.Server.LoginTTL,
 		U2F:            c.U2F,
+
+		Policies:        c.Policies,
+		AccountRecovery: c.AccountRecovery,
 	}
 }
 
@@ -89,17 +95,22 @@ func (s Settings) totpParams() otp.Params {
 	return otp.Params{Digits: s.TOTP.Digits, Period: s.TOTP.Period, Algorithm: otp.Algorithm(s.TOTP.Algorithm)}
 }
 
-func (s Settings) lockout() policy.Lockout {
-	return policy.Lockout{MaxFailures: s.Lockout.MaxFailures, Window: s.Lockout.Window, Duration: s.Lockout.Duration}
-}
+func (s Settings) lockout() policy.Lockout { return policy.LockoutFrom(s.Lockout) }
 
-// Caller identifies who asked, for the audit log.
+// Caller identifies who asked, for the audit log and for actions that
+// weaken an account.
 type Caller struct {
 	UID int
+	// Admin is set for callers with the admin role: they may weaken any
+	// account without a proof (audited).
+	Admin bool
+	// Proof is a fresh second-factor proof from Reauth; a non-admin caller
+	// needs one for each action that weakens its account.
+	Proof string
 }
 
 // Internal is the caller recorded for actions the daemon takes by itself.
-var Internal = Caller{UID: -1}
+var Internal = Caller{UID: -1, Admin: true}
 
 // Service implements mfad's user, enrollment and login operations.
 type Service struct {
@@ -118,6 +129,12 @@ type Service struct {
 	U2F U2FKeys
 	// Metrics counts verifications and lockouts; nil disables them.
 	Metrics *metrics.Metrics
+	// Notifier tells users about changes to their account; nil tells no
+	// one (the audit log still records everything).
+	Notifier Notifier
+	// GroupsOf resolves a user's groups for policies that match on groups;
+	// nil uses the host's user database (os/user).
+	GroupsOf func(user string) []string
 }
 
 // New returns a Service over db. recoveryKey keys the recovery-code hashes and
@@ -195,7 +212,13 @@ func ValidateUserName(name string) error {
 //
 //	user/<name>   userRecord: the user's factors and recovery-code hashes
 //	fail/<name>   policy.FailState, also for names that are not users (TTL)
+//	failsrc/<net> policy.SourceState of a source network (TTL)
 //	login/<id>    loginRecord of a login in progress (TTL)
+//	device/<name>/<id>  deviceRecord: a remember-device token (TTL)
+//	seen/<name>/<net>   seenRecord: last second-factor login from a network (TTL)
+//	proof/<id>    proofRecord: a fresh second-factor proof (TTL 5m)
+//	rreq/<name>   recoveryRequest: the latest account recovery request
+//	bypass/<name> bypassRecord: a temporary bypass
 //	audit/...     store.Event (TTL = audit retention)
 func userKey(user string) []byte { return store.Key("user", user) }
 func failKey(user string) []byte { return store.Key("fail", user) }

@@ -79,7 +79,7 @@ func TestPendingFactorExpires(t *testing.T) {
 	}
 	clk.Add(service.PendingTTL + time.Second)
 	code := otp.Code(e.Secret, otp.Counter(clk.Now(), params), params)
-	if err := svc.ConfirmTOTP(ctx, service.Internal, "alice", e.FactorID, code); !errors.Is(err, service.ErrNotFound) {
+	if _, err := svc.ConfirmTOTP(ctx, service.Internal, "alice", e.FactorID, code); !errors.Is(err, service.ErrNotFound) {
 		t.Fatalf("confirming an expired pending factor: %v, want ErrNotFound", err)
 	}
 	if u, _ := svc.User("alice"); len(u.Factors) != 0 {
@@ -103,7 +103,7 @@ func TestDeleteUserClearsEverything(t *testing.T) {
 	svc, clk := newService(t)
 	ctx := context.Background()
 	e, _ := svc.EnrollTOTP(ctx, service.Internal, "carol", "")
-	if err := svc.ConfirmTOTP(ctx, service.Internal, "carol", e.FactorID, otp.Code(e.Secret, otp.Counter(clk.Now(), params), params)); err != nil {
+	if _, err := svc.ConfirmTOTP(ctx, service.Internal, "carol", e.FactorID, otp.Code(e.Secret, otp.Counter(clk.Now(), params), params)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.GenerateRecoveryCodes(ctx, service.Internal, "carol"); err != nil {
@@ -133,7 +133,7 @@ func TestMethodRestriction(t *testing.T) {
 	ctx := context.Background()
 	e, _ := svc.EnrollTOTP(ctx, service.Internal, "dave", "")
 	now := otp.Counter(clk.Now(), params)
-	if err := svc.ConfirmTOTP(ctx, service.Internal, "dave", e.FactorID, otp.Code(e.Secret, now-1, params)); err != nil {
+	if _, err := svc.ConfirmTOTP(ctx, service.Internal, "dave", e.FactorID, otp.Code(e.Secret, now-1, params)); err != nil {
 		t.Fatal(err)
 	}
 	rc, _ := svc.GenerateRecoveryCodes(ctx, service.Internal, "dave")
@@ -164,7 +164,7 @@ func TestLoginDecisionHidesUnknownUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, _ := svc.EnrollTOTP(ctx, service.Internal, "erin", "")
-	_ = svc.ConfirmTOTP(ctx, service.Internal, "erin", e.FactorID, otp.Code(e.Secret, otp.Counter(clk.Now(), params), params))
+	_, _ = svc.ConfirmTOTP(ctx, service.Internal, "erin", e.FactorID, otp.Code(e.Secret, otp.Counter(clk.Now(), params), params))
 	_, _ = svc.GenerateRecoveryCodes(ctx, service.Internal, "erin")
 	known, err := svc.StartLogin(ctx, service.Internal, service.LoginRequest{User: "erin", Service: "sshd"})
 	if err != nil {
@@ -176,7 +176,7 @@ func TestLoginDecisionHidesUnknownUsers(t *testing.T) {
 	if unknown.ID == known.ID || len(unknown.ID) != 32 {
 		t.Fatalf("login ids: %q %q", unknown.ID, known.ID)
 	}
-	if _, err := svc.VerifyLogin(ctx, service.Internal, "does-not-exist", "123456", ""); !errors.Is(err, service.ErrLoginExpired) {
+	if _, err := svc.VerifyLogin(ctx, service.Internal, "does-not-exist", "123456", "", false); !errors.Is(err, service.ErrLoginExpired) {
 		t.Fatalf("unknown login id: %v", err)
 	}
 }

@@ -80,60 +80,65 @@ func (s *Service) challenge() ([32]byte, error) {
 
 // EnrollU2F registers the security key the user touches now (any plugged
 // key) as a new, active factor: the registration itself proves possession.
-func (s *Service) EnrollU2F(ctx context.Context, c Caller, user, label string) (*FactorInfo, error) {
+func (s *Service) EnrollU2F(ctx context.Context, c Caller, user, label string) (*FactorInfo, *RecoveryCodes, error) {
 	if err := ValidateUserName(user); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := validateLabel(label); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if s.U2F == nil {
-		return nil, ErrU2FUnavailable
+		return nil, nil, ErrU2FUnavailable
 	}
 	st := s.Settings()
 	appParam := u2f.AppParam(st.AppID())
 	chal, err := s.challenge()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	id, err := s.newID(8)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, st.touchTimeout())
 	raw, keyPath, err := s.U2F.Register(wctx, appParam, chal)
 	cancel()
 	switch {
 	case errors.Is(err, u2f.ErrNoKey):
-		return nil, ErrU2FNoKey
+		return nil, nil, ErrU2FNoKey
 	case errors.Is(err, u2f.ErrTimeout), errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-		return nil, ErrU2FTimeout
+		return nil, nil, ErrU2FTimeout
 	case err != nil:
-		return nil, fmt.Errorf("%w: %v", ErrU2FDevice, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrU2FDevice, err)
 	}
 	reg, err := u2f.VerifyRegistration(raw, appParam, chal)
 	if err != nil {
-		return nil, fmt.Errorf("the security key answered an invalid registration: %w", err)
+		return nil, nil, fmt.Errorf("the security key answered an invalid registration: %w", err)
 	}
 	if st.U2F.AttestationCAFile != "" {
 		roots, err := LoadAttestationRoots(st.U2F.AttestationCAFile)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := u2f.VerifyAttestationCA(reg, roots, true); err != nil {
 			ev := auditEvent(c, user, "u2f.enroll")
 			ev.Method, ev.Result = "u2f", "fail"
 			ev.Detail = fmt.Sprintf("attestation %x not trusted", reg.CertificateSHA256[:8])
 			if err := s.change(ctx, &ev, nil); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			return nil, ErrU2FUntrusted
+			return nil, nil, ErrU2FUntrusted
 		}
 	}
 	ev := auditEvent(c, user, "u2f.enroll")
 	ev.Method, ev.Result = "u2f", "ok"
 	ev.Detail = fmt.Sprintf("factor %s, key %s, attestation %x", id, keyPath, reg.CertificateSHA256[:8])
+	auto, err := s.prepareAutoCodes()
+	if err != nil {
+		return nil, nil, err
+	}
 	var info FactorInfo
+	var rc *RecoveryCodes
 	err = s.change(ctx, &ev, func(txn *store.Txn) error {
 		u, _, err := loadUser(txn, user)
 		if err != nil {
@@ -154,12 +159,13 @@ func (s *Service) EnrollU2F(ctx context.Context, c Caller, user, label string) (
 		}
 		u.Factors = append(u.Factors, f)
 		info = f.info()
+		rc = auto.issue(s, txn, u, &ev)
 		return saveUser(txn, u)
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &info, nil
+	return &info, rc, nil
 }
 
 // VerifyLoginU2F runs the U2F step of a login: it waits (bounded) for a
@@ -177,10 +183,8 @@ func (s *Service) VerifyLoginU2F(ctx context.Context, c Caller, loginID string) 
 		return nil, ErrU2FUnavailable
 	}
 	st := s.Settings()
-	lk := st.lockout()
 	var lr loginRecord
 	var handles [][]byte
-	locked := false
 	err := s.db.View(func(txn *store.Txn) error {
 		found, err := txn.Get(loginKey(loginID), &lr)
 		if err != nil {
@@ -189,11 +193,6 @@ func (s *Service) VerifyLoginU2F(ctx context.Context, c Caller, loginID string) 
 		if !found || lr.Done || !txn.Now().Before(lr.Expires) {
 			return ErrLoginExpired
 		}
-		var fs policy.FailState
-		if _, err := txn.Get(failKey(lr.User), &fs); err != nil {
-			return err
-		}
-		locked, _ = lk.Locked(fs, txn.Now())
 		u, _, err := loadUser(txn, lr.User)
 		if err != nil {
 			return err
@@ -209,9 +208,10 @@ func (s *Service) VerifyLoginU2F(ctx context.Context, c Caller, loginID string) 
 		return nil, err
 	}
 	req := VerifyRequest{Method: policy.MethodU2F}
-	if locked || len(handles) == 0 {
-		// Locked users are answered by decide; users without keys fail like a
-		// wrong factor, without waiting for hardware.
+	if len(handles) == 0 {
+		// Users without keys fail like a wrong factor, without waiting for
+		// hardware. (A lock on codes does not stop a security key: a key
+		// signature cannot be guessed.)
 		return s.decide(ctx, c, req, loginID, func(*store.Txn, VerifyRequest, *Verification) (bool, string, error) {
 			return false, "no u2f key enrolled", nil
 		})

@@ -37,6 +37,8 @@ type userRecord struct {
 	Factors []*factorRecord `json:"factors,omitempty"`
 	// Recovery is the current recovery-code set (hashes only), or nil.
 	Recovery *recovery.Set `json:"recovery,omitempty"`
+	// Preferred is the method offered first when usable ("" = strongest).
+	Preferred policy.Method `json:"preferred,omitempty"`
 }
 
 // factorRecord is one enrolled factor.
@@ -189,8 +191,16 @@ func (s *Service) DeleteUser(ctx context.Context, c Caller, user string) error {
 		if !found {
 			return ErrNotFound
 		}
-		for _, k := range [][]byte{userKey(user), failKey(user)} {
+		if err := authorizeWeakening(txn, c, user); err != nil {
+			return err
+		}
+		for _, k := range [][]byte{userKey(user), failKey(user), bypassKey(user)} {
 			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, p := range [][]byte{devicePrefix(user), store.Key("seen", user, "")} {
+			if err := txn.DeletePrefix(p); err != nil {
 				return err
 			}
 		}
@@ -218,6 +228,15 @@ func (s *Service) DeleteFactor(ctx context.Context, c Caller, user, id string) e
 		if f == nil {
 			return ErrNotFound
 		}
+		// Dropping a factor that never worked weakens nothing.
+		if f.Status == StatusActive {
+			if err := authorizeWeakening(txn, c, user); err != nil {
+				return err
+			}
+		}
+		if u.Preferred == f.Type && !slices.ContainsFunc(u.Factors, func(x *factorRecord) bool { return x != f && x.Type == f.Type && x.Status == StatusActive }) {
+			u.Preferred = ""
+		}
 		u.Factors = slices.DeleteFunc(u.Factors, func(x *factorRecord) bool { return x == f })
 		if err := saveUser(txn, u); err != nil {
 			return err
@@ -228,7 +247,17 @@ func (s *Service) DeleteFactor(ctx context.Context, c Caller, user, id string) e
 	if err != nil {
 		return err
 	}
+	s.noticeAdminChange(ctx, c, user, "an administrator removed a second factor from your login")
 	return nil
+}
+
+// noticeAdminChange tells the user's phones when an admin weakened the
+// account (users who did it themselves proved a factor just before).
+func (s *Service) noticeAdminChange(ctx context.Context, c Caller, user, what string) {
+	if !c.Admin || c.UID == Internal.UID || c.Proof != "" {
+		return
+	}
+	s.notify(ctx, user, "mfad: "+what+". If you did not ask for this, tell your administrator.")
 }
 
 func validateLabel(label string) error {
@@ -292,18 +321,60 @@ func (s *Service) EnrollTOTP(ctx context.Context, c Caller, user, label string) 
 	return &TOTPEnrollment{FactorID: id, Secret: secret, URI: uri}, nil
 }
 
+// autoCodes is a recovery-code set prepared before a transaction that may
+// enable a user's second factor (recovery.auto_generate).
+type autoCodes struct {
+	codes []recovery.Code
+	id    string
+}
+
+func (s *Service) prepareAutoCodes() (*autoCodes, error) {
+	st := s.Settings()
+	if !st.Recovery.AutoGenerate {
+		return nil, nil
+	}
+	codes, err := recovery.Generate(s.rand(), st.Recovery.Count)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.newID(12)
+	if err != nil {
+		return nil, err
+	}
+	return &autoCodes{codes: codes, id: id}, nil
+}
+
+// issue gives u the prepared codes when u has no usable recovery codes, so
+// that enabling a second factor never leaves the user without a way back in.
+// It returns the codes to show once, or nil.
+func (a *autoCodes) issue(s *Service, txn *store.Txn, u *userRecord, ev *store.Event) *RecoveryCodes {
+	if a == nil || (u.Recovery != nil && u.Recovery.Remaining() > 0) {
+		return nil
+	}
+	u.Recovery = recovery.NewSet(s.hasher, a.codes, a.id, txn.Now())
+	ev.Detail = strings.TrimSpace(ev.Detail + fmt.Sprintf(", %d recovery codes generated", len(a.codes)))
+	return &RecoveryCodes{Codes: a.codes}
+}
+
 // ConfirmTOTP activates a pending TOTP factor with a first correct code. The
-// step of that code is recorded, so it cannot be used again to log in.
-func (s *Service) ConfirmTOTP(ctx context.Context, c Caller, user, id, code string) error {
+// step of that code is recorded, so it cannot be used again to log in. When
+// the user has no recovery codes (and recovery.auto_generate is on), a set is
+// generated and returned to show once.
+func (s *Service) ConfirmTOTP(ctx context.Context, c Caller, user, id, code string) (*RecoveryCodes, error) {
 	if err := ValidateUserName(user); err != nil {
-		return err
+		return nil, err
+	}
+	auto, err := s.prepareAutoCodes()
+	if err != nil {
+		return nil, err
 	}
 	ev := auditEvent(c, user, "totp.confirm")
 	ev.Method, ev.Detail = "totp", "factor "+id
 	st := s.Settings()
 	var verr error
-	err := s.change(ctx, &ev, func(txn *store.Txn) error {
-		verr = nil
+	var rc *RecoveryCodes
+	err = s.change(ctx, &ev, func(txn *store.Txn) error {
+		verr, rc = nil, nil
 		u, _, err := loadUser(txn, user)
 		if err != nil {
 			return err
@@ -323,6 +394,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, c Caller, user, id, code stri
 		}
 		f.Status, f.Confirmed, f.Expires = StatusActive, txn.Now(), time.Time{}
 		f.TOTP.LastCounter = m.Counter
+		rc = auto.issue(s, txn, u, &ev)
 		if err := saveUser(txn, u); err != nil {
 			return err
 		}
@@ -330,16 +402,16 @@ func (s *Service) ConfirmTOTP(ctx context.Context, c Caller, user, id, code stri
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if verr != nil {
 		var drift *otp.ClockDriftError
 		if errors.As(verr, &drift) {
-			return &CodeError{Reason: ReasonClockDrift, DriftSteps: drift.Steps}
+			return nil, &CodeError{Reason: ReasonClockDrift, DriftSteps: drift.Steps}
 		}
-		return &CodeError{Reason: ReasonInvalid}
+		return nil, &CodeError{Reason: ReasonInvalid}
 	}
-	return nil
+	return rc, nil
 }
 
 // RecoveryCodes is a freshly generated set, to show to the user once.
@@ -364,12 +436,21 @@ func (s *Service) GenerateRecoveryCodes(ctx context.Context, c Caller, user stri
 	}
 	ev := auditEvent(c, user, "recovery.generate")
 	ev.Method, ev.Result = "recovery", "ok"
+	replaced := false
 	err = s.change(ctx, &ev, func(txn *store.Txn) error {
 		u, _, err := loadUser(txn, user)
 		if err != nil {
 			return err
 		}
 		ev.Detail = fmt.Sprintf("%d codes", len(codes))
+		replaced = false
+		if u.Recovery != nil && u.Recovery.Remaining() > 0 {
+			replaced = true
+			// Replacing usable codes voids them: a weakening action.
+			if err := authorizeWeakening(txn, c, user); err != nil {
+				return err
+			}
+		}
 		if u.Recovery != nil {
 			ev.Detail += fmt.Sprintf(", previous set void (%d unused)", u.Recovery.Remaining())
 		}
@@ -381,6 +462,9 @@ func (s *Service) GenerateRecoveryCodes(ctx context.Context, c Caller, user stri
 	})
 	if err != nil {
 		return nil, err
+	}
+	if replaced {
+		s.noticeAdminChange(ctx, c, user, "an administrator replaced the recovery codes of your login")
 	}
 	return &RecoveryCodes{Codes: codes}, nil
 }

@@ -35,15 +35,27 @@ const (
 	CodeTimeout          = "timeout"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal"
+	// CodeRateLimited: a self caller sent more requests than its share.
+	CodeRateLimited = "rate_limited"
+	// CodeReauthRequired: a self caller must prove a second factor first
+	// (POST /v1/users/{user}/reauth) and pass the proof in the
+	// X-MFAD-Proof header.
+	CodeReauthRequired = "reauth_required"
 )
+
+// ProofHeader carries a proof from POST /v1/users/{user}/reauth on requests
+// that weaken an account (removing a factor, replacing recovery codes,
+// removing the user).
+const ProofHeader = "X-MFAD-Proof"
 
 // LoginRequest is the body of POST /v1/login.
 type LoginRequest struct {
-	User        string `json:"user"`
-	Service     string `json:"service,omitempty"`
-	RHost       string `json:"rhost,omitempty"`
-	TTY         string `json:"tty,omitempty"`
-	DeviceToken string `json:"device_token,omitempty"` // reserved for remember-device
+	User    string `json:"user"`
+	Service string `json:"service,omitempty"`
+	RHost   string `json:"rhost,omitempty"`
+	TTY     string `json:"tty,omitempty"`
+	// DeviceToken is a remember-device token from an earlier verification.
+	DeviceToken string `json:"device_token,omitempty"`
 }
 
 // LoginResponse answers POST /v1/login.
@@ -55,6 +67,13 @@ type LoginResponse struct {
 	Reason    string   `json:"reason,omitempty"`
 	ExpiresIn int      `json:"expires_in_s"`
 	Prompt    string   `json:"prompt,omitempty"`
+	// Policy names the policy that decided the login.
+	Policy string `json:"policy,omitempty"`
+	// Messages are lines to show the user (enrolment reminders and such).
+	Messages []string `json:"messages,omitempty"`
+	// Remember is true when the verification may ask for a remember-device
+	// token ("remember": true).
+	Remember bool `json:"remember,omitempty"`
 }
 
 // VerifyRequest is the body of POST /v1/login/{id}/verify and, with User set,
@@ -65,6 +84,9 @@ type VerifyRequest struct {
 	Method  string `json:"method,omitempty"`
 	Service string `json:"service,omitempty"`
 	RHost   string `json:"rhost,omitempty"`
+	// Remember asks for a remember-device token on success (login
+	// verification only; honoured when the login's policy issues them).
+	Remember bool `json:"remember,omitempty"`
 }
 
 // VerifyResponse answers a verification.
@@ -77,6 +99,15 @@ type VerifyResponse struct {
 	Message           string `json:"message,omitempty"`
 	RecoveryRemaining *int   `json:"recovery_codes_left,omitempty"`
 	RecoveryLow       bool   `json:"recovery_codes_low,omitempty"`
+	// RememberToken is a new remember-device token: the login stack keeps
+	// it and sends it as device_token next time.
+	RememberToken string `json:"remember_token,omitempty"`
+	// Messages are lines to show the user after a success.
+	Messages []string `json:"messages,omitempty"`
+	// Proof answers POST /v1/users/{user}/reauth on success: pass it in the
+	// X-MFAD-Proof header of one weakening request within ProofExpiresIn.
+	Proof          string `json:"proof,omitempty"`
+	ProofExpiresIn int    `json:"proof_expires_in_s,omitempty"`
 }
 
 // User answers GET /v1/users/{user}.
@@ -130,6 +161,75 @@ type CodeRequest struct {
 // ConfirmResponse answers a confirmation.
 type ConfirmResponse struct {
 	Result string `json:"result"` // ok
+	// RecoveryCodes are generated when this confirmation enabled the
+	// user's second factor and the user had none; shown once.
+	RecoveryCodes []string `json:"recovery_codes,omitempty"`
+}
+
+// U2FEnrollResponse answers POST /v1/users/{user}/u2f: the new factor and,
+// when the user had none, a fresh set of recovery codes (shown once).
+type U2FEnrollResponse struct {
+	Factor
+	RecoveryCodes []string `json:"recovery_codes,omitempty"`
+}
+
+// Preferences is the body of PUT /v1/users/{user}/preferences.
+type Preferences struct {
+	// DefaultMethod is offered first when usable; "" means the strongest.
+	DefaultMethod string `json:"default_method"`
+}
+
+// Device is a remember-device token (never the token itself).
+type Device struct {
+	ID       string     `json:"id"`
+	Network  string     `json:"network,omitempty"`
+	Service  string     `json:"service,omitempty"`
+	RHost    string     `json:"rhost,omitempty"`
+	Policy   string     `json:"policy"`
+	Created  time.Time  `json:"created"`
+	Expires  time.Time  `json:"expires"`
+	LastUsed *time.Time `json:"last_used,omitempty"`
+}
+
+// DevicesResponse answers GET /v1/users/{user}/devices.
+type DevicesResponse struct {
+	Devices []Device `json:"devices"`
+}
+
+// RevokeResponse answers DELETE .../devices[/{id}].
+type RevokeResponse struct {
+	Revoked int `json:"revoked"`
+}
+
+// RecoveryRequestOpen is the body of POST /v1/users/{user}/recovery-requests.
+type RecoveryRequestOpen struct {
+	Reason string `json:"reason"`
+}
+
+// RecoveryRequest describes an account recovery request.
+type RecoveryRequest struct {
+	ID          string     `json:"id"`
+	User        string     `json:"user"`
+	Reason      string     `json:"reason"`
+	Action      string     `json:"action"` // bypass | reset
+	Status      string     `json:"status"` // pending | cancelled | effective | done
+	Opened      time.Time  `json:"opened"`
+	EffectiveAt time.Time  `json:"effective_at"`
+	Closed      *time.Time `json:"closed,omitempty"`
+	ClosedHow   string     `json:"closed_how,omitempty"`
+	Notified    *int       `json:"phones_notified,omitempty"`
+}
+
+// BypassRequest is the body of POST /v1/users/{user}/bypass.
+type BypassRequest struct {
+	// For is a Go duration such as "48h".
+	For    string `json:"for"`
+	Reason string `json:"reason"`
+}
+
+// BypassResponse answers POST /v1/users/{user}/bypass.
+type BypassResponse struct {
+	Until time.Time `json:"until"`
 }
 
 // RecoveryCodesResponse answers POST /v1/users/{user}/recovery-codes.

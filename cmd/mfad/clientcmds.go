@@ -123,7 +123,8 @@ func newStatus(g *globals) *cobra.Command {
 }
 
 func newUser(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Short: "Show or delete a user"}
+	cmd := &cobra.Command{Use: "user", Short: "Show, delete, unlock or set preferences of a user"}
+	var code string
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show USER",
 		Short: "Show a user's factors, recovery codes and lockout state",
@@ -139,19 +140,50 @@ func newUser(g *globals) *cobra.Command {
 		},
 	}, &cobra.Command{
 		Use:   "delete USER",
-		Short: "Delete a user and all their factors (admin)",
+		Short: "Delete a user and all their factors, turning the second factor off (admin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, cancel := ctx()
 			defer cancel()
-			if err := g.client().DeleteUser(c, args[0]); err != nil {
+			err := weaken(cmd, g, c, args[0], code, func(cl *client.Client) error { return cl.DeleteUser(c, args[0]) })
+			if err != nil {
 				return err
 			}
 			return g.output(cmd.OutOrStdout(), map[string]string{"result": "ok", "user": args[0]}, func() {
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted user %s\n", args[0])
 			})
 		},
+	}, &cobra.Command{
+		Use:   "unlock USER",
+		Short: "Clear the user's failed attempts and lockout (admin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cancel := ctx()
+			defer cancel()
+			if err := g.client().Unlock(c, args[0]); err != nil {
+				return err
+			}
+			return g.output(cmd.OutOrStdout(), wire.ConfirmResponse{Result: "ok"}, func() {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s unlocked\n", args[0])
+			})
+		},
+	}, &cobra.Command{
+		Use:   "prefer USER METHOD",
+		Short: "Set the method offered first at login (u2f, totp, sms, recovery; \"\" for the strongest)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cancel := ctx()
+			defer cancel()
+			p := wire.Preferences{DefaultMethod: args[1]}
+			if err := g.client().SetPreferences(c, args[0], p); err != nil {
+				return err
+			}
+			return g.output(cmd.OutOrStdout(), p, func() {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: default method %q\n", args[0], args[1])
+			})
+		},
 	})
+	cmd.PersistentFlags().StringVar(&code, "code", "", "delete: a current second-factor code, proving it is you (not needed by admins)")
 	return cmd
 }
 
@@ -229,9 +261,11 @@ func newTOTP(g *globals) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("factor %s left pending: %w", e.FactorID, err)
 				}
-				err = cl.ConfirmTOTP(c, user, e.FactorID, code)
+				var res *wire.ConfirmResponse
+				res, err = cl.ConfirmTOTP(c, user, e.FactorID, code)
 				if err == nil {
 					fmt.Fprintf(out, "Authenticator app enrolled (factor %s).\n", e.FactorID)
+					printNewRecoveryCodes(out, res.RecoveryCodes)
 					return nil
 				}
 				if !client.IsCode(err, wire.CodeCodeRejected) || attempt == 3 {
@@ -250,11 +284,13 @@ func newTOTP(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, cancel := ctx()
 			defer cancel()
-			if err := g.client().ConfirmTOTP(c, args[0], args[1], args[2]); err != nil {
+			res, err := g.client().ConfirmTOTP(c, args[0], args[1], args[2])
+			if err != nil {
 				return err
 			}
-			return g.output(cmd.OutOrStdout(), wire.ConfirmResponse{Result: "ok"}, func() {
+			return g.output(cmd.OutOrStdout(), res, func() {
 				fmt.Fprintf(cmd.OutOrStdout(), "factor %s is active\n", args[1])
+				printNewRecoveryCodes(cmd.OutOrStdout(), res.RecoveryCodes)
 			})
 		},
 	}
@@ -281,6 +317,7 @@ func newU2F(g *globals) *cobra.Command {
 			}
 			return g.output(cmd.OutOrStdout(), f, func() {
 				fmt.Fprintf(cmd.OutOrStdout(), "security key enrolled (factor %s)\n", f.ID)
+				printNewRecoveryCodes(cmd.OutOrStdout(), f.RecoveryCodes)
 			})
 		},
 	}
@@ -319,6 +356,7 @@ func newU2F(g *globals) *cobra.Command {
 func newRecoveryCodes(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "recovery-codes", Short: "Manage one-time recovery codes"}
 	var noConfirm bool
+	var code string
 	gen := &cobra.Command{
 		Use:   "generate USER",
 		Short: "Generate a new set of recovery codes (the old set stops working)",
@@ -326,7 +364,12 @@ func newRecoveryCodes(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, cancel := ctx()
 			defer cancel()
-			rc, err := g.client().GenerateRecoveryCodes(c, args[0])
+			var rc *wire.RecoveryCodesResponse
+			err := weaken(cmd, g, c, args[0], code, func(cl *client.Client) error {
+				var err error
+				rc, err = cl.GenerateRecoveryCodes(c, args[0])
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -358,8 +401,23 @@ func newRecoveryCodes(g *globals) *cobra.Command {
 		},
 	}
 	gen.Flags().BoolVar(&noConfirm, "no-confirm", false, "do not ask to type a code back")
+	gen.Flags().StringVar(&code, "code", "", "replacing a set: a current second-factor code, proving it is you (not needed by admins)")
 	cmd.AddCommand(gen)
 	return cmd
+}
+
+// printNewRecoveryCodes shows the recovery codes generated when a user's
+// first factor was enabled.
+func printNewRecoveryCodes(out io.Writer, codes []string) {
+	if len(codes) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nYour second factor is on. These recovery codes get you in if you lose it; each works once:")
+	fmt.Fprintln(out)
+	for _, c := range codes {
+		fmt.Fprintf(out, "    %s\n", c)
+	}
+	fmt.Fprintln(out, "\nStore them somewhere safe, away from this computer.")
 }
 
 func savedCode(answer string, codes []string) bool {
@@ -410,6 +468,9 @@ func printVerification(out io.Writer, v *wire.VerifyResponse) {
 		if v.RecoveryRemaining != nil {
 			fmt.Fprintf(out, "%d recovery codes left\n", *v.RecoveryRemaining)
 		}
+		if v.RememberToken != "" {
+			fmt.Fprintf(out, "remember-device token (pass it with --device-token next time): %s\n", v.RememberToken)
+		}
 	case "locked":
 		fmt.Fprintf(out, "locked: too many failed attempts; retry in %ds\n", deref(v.RetryAfter))
 	default:
@@ -429,7 +490,8 @@ func deref(p *int) int {
 }
 
 func newLogin(g *globals) *cobra.Command {
-	var service, rhost, tty string
+	var service, rhost, tty, deviceToken string
+	var remember bool
 	cmd := &cobra.Command{
 		Use:   "login USER",
 		Short: "Run the login flow a login stack runs (prompts for codes)",
@@ -438,12 +500,15 @@ func newLogin(g *globals) *cobra.Command {
 			c, cancel := ctx()
 			defer cancel()
 			cl := g.client()
-			l, err := cl.Login(c, wire.LoginRequest{User: args[0], Service: service, RHost: rhost, TTY: tty})
+			l, err := cl.Login(c, wire.LoginRequest{User: args[0], Service: service, RHost: rhost, TTY: tty, DeviceToken: deviceToken})
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(cmd.ErrOrStderr(), "decision: %s (methods: %s)\n", l.Decision, strings.Join(l.Methods, ", "))
+			fmt.Fprintf(cmd.ErrOrStderr(), "decision: %s (methods: %s; %s)\n", l.Decision, strings.Join(l.Methods, ", "), l.Reason)
+			for _, m := range l.Messages {
+				fmt.Fprintln(cmd.ErrOrStderr(), m)
+			}
 			switch l.Decision {
 			case "allow":
 				return g.output(out, l, func() {})
@@ -475,9 +540,12 @@ func newLogin(g *globals) *cobra.Command {
 				if err != nil {
 					return &exitError{code: 2, err: err}
 				}
-				v, err := cl.LoginVerify(c, l.LoginID, code, "")
+				v, err := cl.LoginVerifyRequest(c, l.LoginID, wire.VerifyRequest{Code: code, Remember: remember && l.Remember})
 				if err != nil {
 					return &exitError{code: 2, err: err}
+				}
+				for _, m := range v.Messages {
+					fmt.Fprintln(cmd.ErrOrStderr(), m)
 				}
 				if v.Result != "fail" || !g.json {
 					// With --json only the final answer is printed.
@@ -497,6 +565,8 @@ func newLogin(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&service, "service", "mfad-cli", "PAM-style service name")
 	cmd.Flags().StringVar(&rhost, "rhost", "", "remote host (empty for a local login)")
 	cmd.Flags().StringVar(&tty, "tty", "", "terminal")
+	cmd.Flags().StringVar(&deviceToken, "device-token", "", "a remember-device token from an earlier login")
+	cmd.Flags().BoolVar(&remember, "remember", false, "ask for a remember-device token (when the policy issues them)")
 	return cmd
 }
 
@@ -509,24 +579,31 @@ func codePrompt(l *wire.LoginResponse) string {
 }
 
 func newAudit(g *globals) *cobra.Command {
-	var action, since string
+	var action, since, until string
 	var limit int
+	var jsonl bool
 	cmd := &cobra.Command{
 		Use:   "audit [USER]",
-		Short: "Show audit events, newest first",
+		Short: "Show audit events, newest first (query by user, action and time; --jsonl exports JSON lines)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := client.AuditQuery{Action: action, Limit: limit}
 			if len(args) == 1 {
 				q.User = args[0]
 			}
-			if since != "" {
-				if d, err := time.ParseDuration(since); err == nil {
-					q.Since = time.Now().Add(-d)
-				} else if t, err := time.Parse(time.RFC3339, since); err == nil {
-					q.Since = t
+			for _, f := range []struct {
+				name, value string
+				dst         *time.Time
+			}{{"--since", since, &q.Since}, {"--until", until, &q.Until}} {
+				if f.value == "" {
+					continue
+				}
+				if d, err := time.ParseDuration(f.value); err == nil {
+					*f.dst = time.Now().Add(-d)
+				} else if t, err := time.Parse(time.RFC3339, f.value); err == nil {
+					*f.dst = t
 				} else {
-					return &exitError{code: 2, err: fmt.Errorf("--since %q: give a duration such as 24h or an RFC 3339 time", since)}
+					return &exitError{code: 2, err: fmt.Errorf("%s %q: give a duration ago such as 24h or an RFC 3339 time", f.name, f.value)}
 				}
 			}
 			c, cancel := ctx()
@@ -535,8 +612,18 @@ func newAudit(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.output(cmd.OutOrStdout(), a, func() {
-				w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			out := cmd.OutOrStdout()
+			if jsonl {
+				enc := json.NewEncoder(out)
+				for _, e := range a.Events {
+					if err := enc.Encode(e); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			return g.output(out, a, func() {
+				w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(w, "TIME\tUSER\tACTION\tRESULT\tMETHOD\tUID\tSERVICE\tRHOST\tDETAIL")
 				for _, e := range a.Events {
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Time.Local().Format(time.RFC3339), e.User, e.Action,
@@ -546,9 +633,11 @@ func newAudit(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&action, "action", "", "only this action (verify, totp.enroll, ...)")
+	cmd.Flags().StringVar(&action, "action", "", "only this action (verify, login, factor.delete, recovery_request.open, bypass.grant, ...)")
 	cmd.Flags().StringVar(&since, "since", "", "only events since a duration ago (24h) or a time (RFC 3339)")
+	cmd.Flags().StringVar(&until, "until", "", "only events before a duration ago (1h) or a time (RFC 3339)")
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many events")
+	cmd.Flags().BoolVar(&jsonl, "jsonl", false, "export as JSON lines, one event per line")
 	return cmd
 }
 

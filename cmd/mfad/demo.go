@@ -106,7 +106,7 @@ func runDemo(parent context.Context, out io.Writer, dir string, log *slog.Logger
 	// The app shows the previous step's code (still inside the ±1 window); the
 	// login below uses the current one, so the confirmation does not use it up.
 	first := otp.Code(secret, otp.Counter(now, p)-1, p)
-	if err := cl.ConfirmTOTP(ctx, user, e.FactorID, first); err != nil {
+	if _, err := cl.ConfirmTOTP(ctx, user, e.FactorID, first); err != nil {
 		return err
 	}
 	say("confirmed with the app's first code %s: the factor is active", first)

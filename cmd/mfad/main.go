@@ -90,6 +90,7 @@ func newRoot() *cobra.Command {
 		newServe(), newCheckConfig(), newDemo(), newKeygen(),
 		newStatus(g), newUser(g), newTOTP(g), newU2F(g), newRecoveryCodes(g), newVerify(g), newLogin(g),
 		newAudit(g), newBackup(g), newRestore(g), newDoctor(g),
+		newFactor(g), newDevice(g), newAccountRecovery(g), newBypass(g),
 	)
 	return root
 }

@@ -212,6 +212,11 @@ func Run(ctx context.Context, o Options) error {
 			}
 		case <-trim.C:
 			trimHeap()
+			// Time-driven account work: recovery requests taking effect,
+			// reminders, ended bypasses.
+			if err := svc.Tick(ctx); err != nil && ctx.Err() == nil {
+				log.Error("periodic account work failed", "err", err)
+			}
 		case <-o.Reload:
 			cfg = reload(ctx, o, cfg, svc, srv, authz, log)
 		}
