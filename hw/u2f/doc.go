@@ -7,11 +7,12 @@
 // As the key's client, Client registers and authenticates against the keys
 // a Source lists at the start of every operation (so keys plugged or pulled
 // while the daemon runs are noticed), at the APDU layer of flynn/u2f's
-// u2ftoken.Device: HID finds real keys on hidraw (usage page 0xF1D0), and
-// StaticSource serves the simulated key from package sim. A Client waits a
-// bounded time for the user's touch, asks only keys that hold one of the
-// handles to sign, and turns a pulled key into a clean error. Storage of
-// registrations lives in the service layer.
+// u2ftoken.Device: HID finds real keys on hidraw (usage page 0xF1D0), or
+// through its Devices field the simulated key of package sim behind its HID
+// framing, and StaticSource serves a simulated key at the APDU layer. A
+// Client waits a bounded time for the user's touch, asks only keys that hold
+// one of the handles to sign, and turns a pulled key into a clean error.
+// Storage of registrations lives in the service layer.
 //
 // # Parameters
 //

@@ -6,16 +6,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flynn/hid"
 	"github.com/flynn/u2f/u2fhid"
 	"github.com/flynn/u2f/u2ftoken"
 )
 
 var _ u2ftoken.Device = (*u2fhid.Device)(nil)
 
-// HID is the Source of real security keys: the hidraw devices advertising
-// the FIDO usage page (0xF1D0), each opened and initialised with
+// HID is the Source of security keys on HID: by default the hidraw devices
+// advertising the FIDO usage page (0xF1D0), each opened and initialised with
 // u2fhid.Open. The zero value is ready to use.
-type HID struct{}
+type HID struct {
+	// Devices lists the devices to open, at the start of every operation.
+	// Nil means u2fhid.Devices, every hidraw node with the FIDO usage page.
+	// Package sim's U2FHID.Devices serves a simulated key this way, over
+	// the same U2FHID framing code as a real one.
+	Devices func() ([]*hid.DeviceInfo, error)
+}
 
 var _ Source = HID{}
 
@@ -26,8 +33,12 @@ var _ Source = HID{}
 // failures. When nothing is plugged, Keys returns an empty list and a nil
 // error. A failure to enumerate devices at all is returned wrapped, with no
 // keys. Callers must Close the returned keys.
-func (HID) Keys() ([]Key, error) {
-	infos, err := u2fhid.Devices()
+func (h HID) Keys() ([]Key, error) {
+	list := h.Devices
+	if list == nil {
+		list = u2fhid.Devices
+	}
+	infos, err := list()
 	if err != nil {
 		return nil, fmt.Errorf("listing hid devices: %w", err)
 	}
