@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +65,8 @@ type Options struct {
 	// U2FKeys lists the plugged security keys for /v1/status; nil when
 	// there is no U2F hardware.
 	U2FKeys func() ([]wire.U2FKey, error)
+	// Modems lists the modems for /v1/status; nil when there are none.
+	Modems func() []wire.Modem
 	// Metrics records request latencies and serves GET /metrics; nil
 	// disables both.
 	Metrics *metrics.Metrics
@@ -96,6 +99,10 @@ func routes() []route {
 		{"POST", "/v1/login", (*Server).login},
 		{"POST", "/v1/login/{id}/verify", (*Server).loginVerify},
 		{"POST", "/v1/login/{id}/u2f", (*Server).loginU2F},
+		{"POST", "/v1/login/{id}/sms", (*Server).loginSMS},
+		{"POST", "/v1/users/{user}/phones", (*Server).enrollPhone},
+		{"POST", "/v1/users/{user}/phones/{id}/confirm", (*Server).confirmPhone},
+		{"POST", "/v1/sms/test", (*Server).smsTest},
 		{"POST", "/v1/verify", (*Server).verify},
 		{"GET", "/v1/users/{user}", (*Server).getUser},
 		{"DELETE", "/v1/users/{user}", (*Server).deleteUser},
@@ -311,6 +318,10 @@ func (s *Server) writeErr(w http.ResponseWriter, r *http.Request, err error) int
 		ae = &apiError{http.StatusConflict, wire.CodeConflict, "no security key is plugged in"}
 	case errors.Is(err, service.ErrU2FTimeout):
 		ae = &apiError{http.StatusRequestTimeout, wire.CodeTimeout, "the security key was not touched in time"}
+	case errors.Is(err, service.ErrSMSUnavailable):
+		ae = &apiError{http.StatusServiceUnavailable, wire.CodeUnavailable, "no modem is ready to send text messages; use another method"}
+	case errors.Is(err, service.ErrSMSLimited):
+		ae = &apiError{http.StatusTooManyRequests, wire.CodeRateLimited, strings.TrimPrefix(err.Error(), service.ErrSMSLimited.Error()+": ")}
 	case errors.Is(err, service.ErrReauthRequired):
 		ae = &apiError{http.StatusForbidden, wire.CodeReauthRequired,
 			"this change weakens the account: prove a second factor first (POST /v1/users/{user}/reauth) and send the proof in the " + wire.ProofHeader + " header"}

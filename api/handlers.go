@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mfad/mfad/api/wire"
@@ -79,6 +80,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, id *Identity) er
 			st.Hardware.U2FError = err.Error()
 		}
 	}
+	st.Hardware.Modems = []wire.Modem{}
+	if s.opts.Modems != nil {
+		st.Hardware.Modems = s.opts.Modems()
+	}
 	if id.Admin && s.opts.Store != nil {
 		lsm, vlog := s.opts.Store.Badger().Size()
 		st.Store = &wire.StoreStatus{Dir: s.opts.StoreDir, LSMBytes: lsm, VlogBytes: vlog, Schema: store.SchemaVersion}
@@ -114,25 +119,40 @@ func methodsToWire(ms []policy.Method) []string {
 
 // prompt is the text a login stack shows for the default method.
 func prompt(ms []policy.Method) string {
-	has := func(m policy.Method) bool {
-		for _, x := range ms {
-			if x == m {
-				return true
-			}
-		}
-		return false
-	}
-	switch {
-	case len(ms) > 0 && ms[0] == policy.MethodU2F:
+	if len(ms) > 0 && ms[0] == policy.MethodU2F {
 		return "Touch your security key: "
-	case has(policy.MethodTOTP) && has(policy.MethodRecovery):
-		return "Verification code (authenticator app or recovery code): "
-	case has(policy.MethodTOTP):
-		return "Verification code (authenticator app): "
-	case has(policy.MethodRecovery):
+	}
+	return codePrompt(ms)
+}
+
+// codePrompt names the code methods of a login: "Verification code
+// (authenticator app, SMS or recovery code): ".
+func codePrompt(ms []policy.Method) string {
+	names := map[policy.Method]string{policy.MethodTOTP: "authenticator app", policy.MethodSMS: "SMS", policy.MethodRecovery: "recovery code"}
+	var parts []string
+	sms := false
+	for _, m := range ms {
+		if n, ok := names[m]; ok {
+			parts = append(parts, n)
+			sms = sms || m == policy.MethodSMS
+		}
+	}
+	if len(parts) == 1 && parts[0] == "recovery code" {
 		return "Recovery code: "
 	}
-	return "Verification code: "
+	what := ""
+	switch len(parts) {
+	case 0:
+		return "Verification code: "
+	case 1:
+		what = parts[0]
+	default:
+		what = strings.Join(parts[:len(parts)-1], ", ") + " or " + parts[len(parts)-1]
+	}
+	if sms {
+		what += "; press Enter to get a code by SMS"
+	}
+	return "Verification code (" + what + "): "
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request, id *Identity) error {
@@ -243,7 +263,7 @@ func timePtr(t time.Time) *time.Time {
 func factorToWire(f service.FactorInfo) wire.Factor {
 	return wire.Factor{
 		ID: f.ID, Type: string(f.Type), Status: f.Status, Label: f.Label, Created: f.Created.UTC(),
-		Confirmed: timePtr(f.Confirmed), LastUsed: timePtr(f.LastUsed),
+		Confirmed: timePtr(f.Confirmed), LastUsed: timePtr(f.LastUsed), Phone: f.Phone,
 	}
 }
 

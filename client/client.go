@@ -336,3 +336,27 @@ func (c *Client) Restore(ctx context.Context, r io.Reader) error {
 	resp.Body.Close()
 	return nil
 }
+
+// LoginSMS sends a new SMS code for a login (phoneID "" = the first phone).
+func (c *Client) LoginSMS(ctx context.Context, loginID, phoneID string) (*wire.SMSSentResponse, error) {
+	var out wire.SMSSentResponse
+	return &out, c.do(ctx, "POST", "/v1/login/"+esc(loginID)+"/sms", wire.SMSRequest{PhoneID: phoneID}, &out)
+}
+
+// EnrollPhone adds a pending phone to user; a code is sent to it.
+func (c *Client) EnrollPhone(ctx context.Context, user, number, label string) (*wire.SMSSentResponse, error) {
+	var out wire.SMSSentResponse
+	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/phones", wire.PhoneEnrollRequest{Number: number, Label: label}, &out)
+}
+
+// ConfirmPhone activates a pending phone with the code sent to it.
+func (c *Client) ConfirmPhone(ctx context.Context, user, factorID, code string) (*wire.ConfirmResponse, error) {
+	var out wire.ConfirmResponse
+	return &out, c.do(ctx, "POST", "/v1/users/"+esc(user)+"/phones/"+esc(factorID)+"/confirm", wire.CodeRequest{Code: code}, &out)
+}
+
+// SMSTest sends an operator's test message now (admin).
+func (c *Client) SMSTest(ctx context.Context, number, text string) (*wire.SMSTestResponse, error) {
+	var out wire.SMSTestResponse
+	return &out, c.do(ctx, "POST", "/v1/sms/test", wire.SMSTestRequest{Number: number, Text: text}, &out)
+}

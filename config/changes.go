@@ -58,19 +58,22 @@ func options() []option {
 		{"account_recovery.remind_every", false, func(a, b *Config) bool { return a.AccountRecovery.RemindEvery == b.AccountRecovery.RemindEvery }},
 		{"account_recovery.max_bypass", false, func(a, b *Config) bool { return a.AccountRecovery.MaxBypass == b.AccountRecovery.MaxBypass }},
 		{"policy", false, func(a, b *Config) bool { return reflect.DeepEqual(a.Policies, b.Policies) }},
+		{"sms", false, func(a, b *Config) bool { return a.SMS == b.SMS }},
+		{"modem", true, func(a, b *Config) bool { return reflect.DeepEqual(a.Modems, b.Modems) }},
 	}
 }
 
 // Changes compares two configs for a SIGHUP reload and returns the dotted
 // names of the options that differ, in file order. reloadable holds options
 // the daemon applies live (totp.*, recovery.*, lockout.*, audit.*, log.*,
-// account_recovery.*, policy (all policy blocks, compared as one),
+// account_recovery.*, policy (all policy blocks, compared as one), sms (the
+// block, compared as one),
 // server.login_groups, server.admin_groups, server.max_request_bytes,
 // server.read_timeout, server.write_timeout, server.shutdown_timeout,
 // server.login_ttl); restart holds options that only take effect after a
 // restart (server.socket, server.socket_mode, server.socket_group,
-// storage.*). Both are nil when nothing changed. A nil config compares like
-// an all-zero Config.
+// storage.*, modem: all modem blocks, compared as one). Both are nil when
+// nothing changed. A nil config compares like an all-zero Config.
 func Changes(old, new *Config) (reloadable, restart []string) {
 	if old == nil {
 		old = &Config{}

@@ -31,6 +31,17 @@ func (c *checker) errorf(subject hcl.Range, detail, summaryFormat string, args .
 	})
 }
 
+// warnf records a warning: the file is valid but probably not what the
+// operator meant.
+func (c *checker) warnf(subject hcl.Range, detail, summaryFormat string, args ...any) {
+	c.diags = append(c.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagWarning,
+		Summary:  fmt.Sprintf(summaryFormat, args...),
+		Detail:   detail,
+		Subject:  subject.Ptr(),
+	})
+}
+
 // eval evaluates a constant expression. It reports HCL's own diagnostics
 // (variables and functions are not available) and null or unknown values.
 func (c *checker) eval(a *hcl.Attribute, name, detail string) (cty.Value, bool) {

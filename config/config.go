@@ -59,6 +59,11 @@ type Config struct {
 	// Policies are the policy "name" {} blocks in file order; a login that
 	// none of them matches gets DefaultPolicy(Lockout).
 	Policies []Policy
+	// SMS is the sms {} block.
+	SMS SMS
+	// Modems are the modem "name" {} blocks in file order; none means no
+	// SMS (unless the daemon runs with simulated hardware).
+	Modems []Modem
 }
 
 // Server is the server {} block: the Unix socket clients talk to and the
@@ -335,6 +340,15 @@ func Default(env Env) *Config {
 			SourceMaxFailures: 10,
 			SourceWindow:      15 * time.Minute,
 			SourceBackoff:     30 * time.Second,
+		},
+		SMS: SMS{
+			CodeLength:      6,
+			CodeTTL:         10 * time.Minute,
+			MaxTries:        3,
+			Template:        DefaultSMSTemplate,
+			PerUserHourly:   5,
+			PerNumberHourly: 5,
+			GlobalHourly:    500,
 		},
 		AccountRecovery: AccountRecovery{
 			Delay:       24 * time.Hour,

@@ -331,7 +331,10 @@ func TestParseErrors(t *testing.T) {
 		{"log format", "log {\n  format = \"xml\"\n}", []wantDiag{{`Invalid value "xml" for log.format`, "2:12"}}},
 		// structure
 		{"unknown attribute", "server {\n  sockett = \"x\"\n}", []wantDiag{{"Unsupported argument", "2:3"}}},
-		{"unknown block", "modem \"usb0\" {\n}\n", []wantDiag{{"Unsupported block type", "1:1"}}},
+		{"unknown block", "modems \"usb0\" {\n}\n", []wantDiag{{"Unsupported block type", "1:1"}}},
+		{"modem without device", "modem \"usb0\" {\n}\n", []wantDiag{{"Missing modem \"usb0\".device", "1:1"}}},
+		{"pin in the config", "modem \"usb0\" {\n  device = \"/dev/ttyUSB0\"\n  pin = \"1234\"\n}\n", []wantDiag{{"PIN in the configuration for modem \"usb0\"", "3:3"}}},
+		{"user in sms template", "sms {\n  template = \"{{code}} for {{user}}\"\n}\n", []wantDiag{{"User name in sms.template", "2:14"}}},
 		{"top-level attribute", "\nsocket = \"/run/x.sock\"\n", []wantDiag{{"Unsupported argument", "2:1"}}},
 		{"block as attribute", "log = {}\n", []wantDiag{{"Unsupported argument", "1:1"}}},
 		{"block label", "log \"main\" {\n}\n", []wantDiag{{"Extraneous label for log", "1:5"}}},
@@ -631,10 +634,10 @@ func TestChanges(t *testing.T) {
 		reloadable, restart := Changes(&Config{}, Default(rootEnv))
 		all := append(slices.Clone(reloadable), restart...)
 		// These defaults equal the zero Config: "", "", slog.LevelInfo and "".
-		all = append(all, "server.socket_group", "storage.key_file", "log.level", "u2f.app_id", "u2f.attestation_ca_file", "metrics.listen", "policy")
+		all = append(all, "server.socket_group", "storage.key_file", "log.level", "u2f.app_id", "u2f.attestation_ca_file", "metrics.listen", "policy", "modem")
 		slices.Sort(all)
-		if n := len(slices.Compact(slices.Clone(all))); n != len(all) || n != 43 {
-			t.Errorf("options = %q (%d), want 43 distinct", all, n)
+		if n := len(slices.Compact(slices.Clone(all))); n != len(all) || n != 45 {
+			t.Errorf("options = %q (%d), want 45 distinct", all, n)
 		}
 	})
 

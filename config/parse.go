@@ -117,6 +117,8 @@ type fileBlocks struct {
 
 	AccountRecovery []*accountRecoveryBlock `hcl:"account_recovery,block"`
 	Policies        []*policyBlock          `hcl:"policy,block"`
+	SMS             []*smsBlock             `hcl:"sms,block"`
+	Modems          []*modemBlock           `hcl:"modem,block"`
 }
 
 func (f *fileBlocks) apply(c *checker, cfg *Config, base string) {
@@ -130,8 +132,10 @@ func (f *fileBlocks) apply(c *checker, cfg *Config, base string) {
 	applyAll(c, "metrics", f.Metrics, func(b *metricsBlock) { b.apply(c, &cfg.Metrics) })
 	applyAll(c, "log", f.Log, func(b *logBlock) { b.apply(c, &cfg.Log) })
 	applyAll(c, "account_recovery", f.AccountRecovery, func(b *accountRecoveryBlock) { b.apply(c, &cfg.AccountRecovery) })
+	applyAll(c, "sms", f.SMS, func(b *smsBlock) { b.apply(c, &cfg.SMS) })
+	cfg.Modems = applyModems(c, f.Modems, base)
 	// Policies last: they inherit the global lockout settings.
-	cfg.Policies = applyPolicies(c, f.Policies, cfg.Lockout)
+	cfg.Policies = applyPolicies(c, f.Policies, cfg.Lockout, len(cfg.Modems) > 0)
 }
 
 // block is implemented by every block struct.

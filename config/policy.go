@@ -128,7 +128,7 @@ var methodNames = []string{"u2f", "totp", "sms", "recovery"}
 
 // applyPolicies decodes the policy blocks in order, checking names, values
 // and that no policy is unreachable behind a match-everything one.
-func applyPolicies(c *checker, blocks []*policyBlock, global Lockout) []Policy {
+func applyPolicies(c *checker, blocks []*policyBlock, global Lockout, hasModems bool) []Policy {
 	var out []Policy
 	seen := map[string]hcl.Range{}
 	var catchAll *policyBlock
@@ -157,6 +157,10 @@ func applyPolicies(c *checker, blocks []*policyBlock, global Lockout) []Policy {
 		}
 		if m, ok := c.methods(b.Methods, name+".methods"); ok {
 			p.Methods = m
+			if !hasModems && len(m) == 1 && m[0] == "sms" {
+				c.warnf(b.Methods.Expr.Range(), "No modem block is configured, so no SMS can be sent and this policy can offer no method: its users cannot log in (mfad serve --sim adds a simulated modem). Add a modem block or another method.",
+					"%s offers only SMS, and there is no modem", name)
+			}
 		}
 		if s, ok := c.oneOf(b.Unenrolled, name+".unenrolled", []string{"deny", "warn", "deadline"}, false, ""); ok {
 			p.Unenrolled = s

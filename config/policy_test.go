@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/hashicorp/hcl/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -73,5 +74,17 @@ func TestPolicyUnreachable(t *testing.T) {
 	_, _, diags := Parse("p.hcl", []byte(src), rootEnv)
 	if !diags.HasErrors() || diags[0].Summary != `Unreachable policy "ssh"` || diags[0].Subject.Start.Line != 2 {
 		t.Fatalf("diagnostics = %v", diags)
+	}
+}
+
+func TestPolicySMSWithoutModemWarns(t *testing.T) {
+	src := "policy \"sms\" {\n  methods = [\"sms\"]\n}\n"
+	cfg, _, diags := Parse("p.hcl", []byte(src), rootEnv)
+	if cfg == nil || len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || diags[0].Subject.Start.Line != 2 {
+		t.Fatalf("diagnostics = %v", diags)
+	}
+	src += "modem \"a\" {\n  device = \"/dev/ttyUSB0\"\n}\n"
+	if _, _, diags := Parse("p.hcl", []byte(src), rootEnv); len(diags) != 0 {
+		t.Fatalf("with a modem: %v", diags)
 	}
 }

@@ -23,6 +23,16 @@ type Metrics struct {
 	verifications *prometheus.CounterVec
 	lockouts      prometheus.Counter
 	requests      *prometheus.HistogramVec
+	smsQueue      prometheus.Gauge
+	smsSends      *prometheus.CounterVec
+}
+
+// ModemGauge is one modem's state for the modem gauges.
+type ModemGauge struct {
+	Name       string
+	SignalDBm  float64
+	Registered bool
+	Ready      bool
 }
 
 // Gauges are read at scrape time; nil functions are left out.
@@ -31,6 +41,8 @@ type Gauges struct {
 	U2FKeys func() float64
 	// StoreBytes returns the LSM and value-log sizes of the store.
 	StoreBytes func() (lsm, vlog float64)
+	// Modems returns the state of every modem.
+	Modems func() []ModemGauge
 }
 
 // New creates the metrics, including Go runtime and process metrics and
@@ -51,6 +63,17 @@ func New(version string, g Gauges) *Metrics {
 			Help:    "Socket API request latency by route and HTTP status.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 5, 30},
 		}, []string{"route", "code"}),
+	}
+	m.smsQueue = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mfad_sms_queue_depth", Help: "Text messages accepted and not yet sent.",
+	})
+	m.smsSends = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mfad_sms_sends_total",
+		Help: "Text messages handed to the modems, by the modem that took the last attempt and the result (sent, failed, unknown).",
+	}, []string{"modem", "result"})
+	m.reg.MustRegister(m.smsQueue, m.smsSends)
+	if g.Modems != nil {
+		m.reg.MustRegister(&modemCollector{modems: g.Modems})
 	}
 	m.reg.MustRegister(m.verifications, m.lockouts, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -105,4 +128,51 @@ func (m *Metrics) Handler() http.Handler {
 		return http.NotFoundHandler()
 	}
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// SMSQueue sets the SMS queue depth.
+func (m *Metrics) SMSQueue(depth int) {
+	if m != nil {
+		m.smsQueue.Set(float64(depth))
+	}
+}
+
+// SMSSend counts one message handed to a modem and its result.
+func (m *Metrics) SMSSend(modem, result string) {
+	if m == nil {
+		return
+	}
+	if modem == "" {
+		modem = "none"
+	}
+	m.smsSends.WithLabelValues(modem, result).Inc()
+}
+
+var (
+	modemSignalDesc = prometheus.NewDesc("mfad_modem_signal_dbm", "Received signal strength of each modem (0 when unknown).", []string{"modem"}, nil)
+	modemRegDesc    = prometheus.NewDesc("mfad_modem_registered", "1 when the modem is registered on a network (home or roaming).", []string{"modem"}, nil)
+	modemReadyDesc  = prometheus.NewDesc("mfad_modem_ready", "1 when the modem is ready to send.", []string{"modem"}, nil)
+)
+
+// modemCollector reads the modems' state at scrape time.
+type modemCollector struct{ modems func() []ModemGauge }
+
+func (c *modemCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- modemSignalDesc
+	ch <- modemRegDesc
+	ch <- modemReadyDesc
+}
+
+func (c *modemCollector) Collect(ch chan<- prometheus.Metric) {
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	for _, g := range c.modems() {
+		ch <- prometheus.MustNewConstMetric(modemSignalDesc, prometheus.GaugeValue, g.SignalDBm, g.Name)
+		ch <- prometheus.MustNewConstMetric(modemRegDesc, prometheus.GaugeValue, b(g.Registered), g.Name)
+		ch <- prometheus.MustNewConstMetric(modemReadyDesc, prometheus.GaugeValue, b(g.Ready), g.Name)
+	}
 }

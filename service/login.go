@@ -104,7 +104,7 @@ func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*
 			return err
 		}
 		if ev == nil {
-			methods, enrolled := usableMethods(u, req.RHost == "" && s.U2F != nil)
+			methods, enrolled := usableMethods(u, req.RHost == "" && s.U2F != nil, s.SMS != nil && s.SMS.Ready())
 			in := policy.LoginInput{Policy: pol, Enrolled: enrolled, Methods: methods, Preferred: u.Preferred, Now: now}
 			if found && enrolled {
 				var fs policy.FailState
@@ -164,14 +164,23 @@ const noRecoveryMessage = "You have no recovery codes left: if you lose your oth
 // usableMethods lists the methods the user can complete right now, and
 // whether the user has any active factor at all. U2F keys count only for
 // local logins (a key must be plugged into this machine) when the daemon
-// drives U2F hardware.
-func usableMethods(u *userRecord, u2fUsable bool) (methods []policy.Method, enrolled bool) {
+// drives U2F hardware; phones only while a modem is ready.
+func usableMethods(u *userRecord, u2fUsable, smsUsable bool) (methods []policy.Method, enrolled bool) {
 	for _, f := range u.Factors {
 		if f.Status != StatusActive {
 			continue
 		}
 		enrolled = true
-		if f.Type != policy.MethodU2F || u2fUsable {
+		switch f.Type {
+		case policy.MethodU2F:
+			if u2fUsable {
+				methods = append(methods, f.Type)
+			}
+		case policy.MethodSMS:
+			if smsUsable {
+				methods = append(methods, f.Type)
+			}
+		default:
 			methods = append(methods, f.Type)
 		}
 	}
@@ -208,6 +217,9 @@ type VerifyRequest struct {
 	RHost   string
 	// Remember asks for a remember-device token on success (login only).
 	Remember bool
+
+	// loginID is set by decide for the checks of a login's own codes.
+	loginID string
 }
 
 // Verification is the answer to a verification.
@@ -276,7 +288,7 @@ func (s *Service) Verify(ctx context.Context, c Caller, req VerifyRequest) (*Ver
 // decision's transaction when the code matched.
 func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, loginID string, onOK func(*store.Txn) error) (*Verification, error) {
 	switch req.Method {
-	case "", policy.MethodTOTP, policy.MethodRecovery:
+	case "", policy.MethodTOTP, policy.MethodRecovery, policy.MethodSMS:
 	default:
 		return nil, invalid("method %q is not available", req.Method)
 	}
@@ -285,11 +297,12 @@ func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, login
 	}
 	tryTOTP := req.Method == "" || req.Method == policy.MethodTOTP
 	tryRecovery := req.Method == "" || req.Method == policy.MethodRecovery
+	trySMS := req.Method == "" || req.Method == policy.MethodSMS
 	if req.Method == "" {
 		// Try a code only as the methods whose shape it fits.
 		_, isRecovery := recovery.Normalize(req.Code)
 		tryRecovery = isRecovery
-		tryTOTP = !isRecovery
+		tryTOTP, trySMS = !isRecovery, !isRecovery
 		// Record what the code was tried as (audit, metrics).
 		req.Method = policy.MethodTOTP
 		if isRecovery {
@@ -298,7 +311,7 @@ func (s *Service) verify(ctx context.Context, c Caller, req VerifyRequest, login
 	}
 
 	return s.decide(ctx, c, req, loginID, func(txn *store.Txn, req VerifyRequest, out *Verification) (bool, string, error) {
-		matched, detail, err := s.check(txn, req, tryTOTP, tryRecovery, out)
+		matched, detail, err := s.check(txn, req, tryTOTP, trySMS, tryRecovery, out)
 		if matched && err == nil && onOK != nil {
 			err = onOK(txn)
 		}
@@ -349,6 +362,7 @@ func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, login
 		lk, src := policy.LockoutFrom(pol.Lockout), policy.SourceLimitFrom(pol.Lockout)
 		network := policy.Network(req.RHost)
 		guessable := policy.Guessable(req.Method)
+		req.loginID = loginID
 		out = &Verification{}
 		ev = auditEvent(c, req.User, "verify")
 		ev.Service, ev.RHost, ev.Method = req.Service, req.RHost, string(req.Method)
@@ -481,7 +495,7 @@ func (s *Service) succeeded(txn *store.Txn, pol config.Policy, lr loginRecord, r
 // check tries the code against the user's factors, consuming what matched
 // (in txn). It does the same work whether or not the user exists. detail is
 // an audit note for a failure ("replay", "clock drift", ...), never secret.
-func (s *Service) check(txn *store.Txn, req VerifyRequest, tryTOTP, tryRecovery bool, out *Verification) (matched bool, detail string, err error) {
+func (s *Service) check(txn *store.Txn, req VerifyRequest, tryTOTP, trySMS, tryRecovery bool, out *Verification) (matched bool, detail string, err error) {
 	now := txn.Now()
 	st := s.Settings()
 	out.Reason = ReasonInvalid
@@ -517,6 +531,15 @@ func (s *Service) check(txn *store.Txn, req VerifyRequest, tryTOTP, tryRecovery 
 		if !checked {
 			// Same work as for a user with one factor.
 			_, _ = otp.Verify(s.decoy, req.Code, now, st.totpParams(), st.TOTP.Skew, st.TOTP.DriftWindow, 0)
+		}
+	}
+	if trySMS {
+		m, d, err := s.checkLoginSMS(txn, u, req.loginID, req.Code, out)
+		if err != nil || m {
+			return m, d, err
+		}
+		if d != "" {
+			detail = strings.TrimSpace(detail + "; " + d)
 		}
 	}
 	if tryRecovery {

@@ -74,6 +74,7 @@ type Settings struct {
 	// Policies and AccountRecovery drive login decisions (package policy).
 	Policies        []config.Policy
 	AccountRecovery config.AccountRecovery
+	SMS             config.SMS
 }
 
 // SettingsFrom extracts the service settings from a validated config.
@@ -88,6 +89,7 @@ func SettingsFrom(c *config.Config) Settings {
 
 		Policies:        c.Policies,
 		AccountRecovery: c.AccountRecovery,
+		SMS:             c.SMS,
 	}
 }
 
@@ -132,6 +134,10 @@ type Service struct {
 	// Notifier tells users about changes to their account; nil tells no
 	// one (the audit log still records everything).
 	Notifier Notifier
+	// SMS sends text messages; nil when the daemon has no modem (phones
+	// and SMS codes are then unavailable).
+	SMS SMSSender
+	sms smsState
 	// GroupsOf resolves a user's groups for policies that match on groups;
 	// nil uses the host's user database (os/user).
 	GroupsOf func(user string) []string
@@ -219,6 +225,10 @@ func ValidateUserName(name string) error {
 //	proof/<id>    proofRecord: a fresh second-factor proof (TTL 5m)
 //	rreq/<name>   recoveryRequest: the latest account recovery request
 //	bypass/<name> bypassRecord: a temporary bypass
+//	smscode/<purpose>/<id>  smsCodeRecord: keyed hash of the SMS code in force (TTL)
+//	smsq/<id>     queuedSMS: a message accepted and not yet sent
+//	smsref/<modem>/<ref>    smsRefRecord: a sent part awaiting its delivery report (TTL)
+//	smsrate/<scope>/<subject>/<hour>  int: hourly send counters (TTL)
 //	audit/...     store.Event (TTL = audit retention)
 func userKey(user string) []byte { return store.Key("user", user) }
 func failKey(user string) []byte { return store.Key("fail", user) }

@@ -151,7 +151,7 @@ func TestMethodRestriction(t *testing.T) {
 	if v.Result != service.ResultOK || v.Method != policy.MethodRecovery {
 		t.Fatalf("recovery code by shape: %+v", v)
 	}
-	if _, err := svc.Verify(ctx, service.Internal, service.VerifyRequest{User: "dave", Code: "1", Method: "sms"}); !errors.Is(err, service.ErrInvalidInput) {
+	if _, err := svc.Verify(ctx, service.Internal, service.VerifyRequest{User: "dave", Code: "1", Method: "email"}); !errors.Is(err, service.ErrInvalidInput) {
 		t.Fatalf("unavailable method: %v", err)
 	}
 }

@@ -51,9 +51,10 @@ type factorRecord struct {
 	Confirmed time.Time     `json:"confirmed,omitzero"`
 	LastUsed  time.Time     `json:"last_used,omitzero"`
 	// Expires is when a pending factor is dropped (zero once active).
-	Expires time.Time   `json:"expires,omitzero"`
-	TOTP    *totpRecord `json:"totp,omitempty"`
-	U2F     *u2fRecord  `json:"u2f,omitempty"`
+	Expires time.Time    `json:"expires,omitzero"`
+	TOTP    *totpRecord  `json:"totp,omitempty"`
+	U2F     *u2fRecord   `json:"u2f,omitempty"`
+	Phone   *phoneRecord `json:"phone,omitempty"`
 }
 
 type totpRecord struct {
@@ -113,6 +114,8 @@ type FactorInfo struct {
 	Created   time.Time
 	Confirmed time.Time
 	LastUsed  time.Time
+	// Phone is the masked number of an sms factor ("+44•••••0123").
+	Phone string
 }
 
 // UserInfo describes a user's enrollment.
@@ -135,7 +138,11 @@ type RecoveryInfo struct {
 }
 
 func (f *factorRecord) info() FactorInfo {
-	return FactorInfo{ID: f.ID, Type: f.Type, Status: f.Status, Label: f.Label, Created: f.Created, Confirmed: f.Confirmed, LastUsed: f.LastUsed}
+	fi := FactorInfo{ID: f.ID, Type: f.Type, Status: f.Status, Label: f.Label, Created: f.Created, Confirmed: f.Confirmed, LastUsed: f.LastUsed}
+	if f.Phone != nil {
+		fi.Phone = MaskPhone(f.Phone.Number)
+	}
+	return fi
 }
 
 // User returns the user's enrollment, or ErrNotFound.

@@ -129,6 +129,8 @@ type Factor struct {
 	Created   time.Time  `json:"created"`
 	Confirmed *time.Time `json:"confirmed,omitempty"`
 	LastUsed  *time.Time `json:"last_used,omitempty"`
+	// Phone is the masked number of an sms factor ("+44•••••0123").
+	Phone string `json:"phone,omitempty"`
 }
 
 // Recovery describes a user's recovery-code set.
@@ -268,8 +270,66 @@ type StoreStatus struct {
 type HardwareStatus struct {
 	Simulated bool     `json:"simulated"`
 	U2FKeys   []U2FKey `json:"u2f_keys"`
+	// Modems lists the configured modems and their state.
+	Modems []Modem `json:"modems"`
 	// U2FError says why keys could not be listed (e.g. permissions).
 	U2FError string `json:"u2f_error,omitempty"`
+}
+
+// Modem is the state of one GSM modem (never a phone number or PIN).
+type Modem struct {
+	Name          string    `json:"name"`
+	Device        string    `json:"device"`
+	Mode          string    `json:"mode"`
+	State         string    `json:"state"` // starting | initialising | registering | ready | down | closed
+	Since         time.Time `json:"since"`
+	Error         string    `json:"error,omitempty"`
+	SIM           string    `json:"sim,omitempty"`
+	Registration  string    `json:"registration,omitempty"`
+	SignalDBm     int       `json:"signal_dbm,omitempty"`
+	Operator      string    `json:"operator,omitempty"`
+	Manufacturer  string    `json:"manufacturer,omitempty"`
+	Model         string    `json:"model,omitempty"`
+	Revision      string    `json:"revision,omitempty"`
+	StatusReports bool      `json:"status_reports"`
+	Sent          uint64    `json:"sent"`
+	Failed        uint64    `json:"failed"`
+	Unknown       uint64    `json:"unknown"`
+	Delivered     uint64    `json:"delivered"`
+}
+
+// SMSRequest is the body of POST /v1/login/{id}/sms.
+type SMSRequest struct {
+	// PhoneID picks one of the user's phones; "" means the first.
+	PhoneID string `json:"phone_id,omitempty"`
+}
+
+// SMSSentResponse answers POST /v1/login/{id}/sms and phone enrolment.
+type SMSSentResponse struct {
+	FactorID  string `json:"factor_id,omitempty"`
+	SentTo    string `json:"sent_to"` // masked
+	ExpiresIn int    `json:"expires_in_s"`
+}
+
+// PhoneEnrollRequest is the body of POST /v1/users/{user}/phones.
+type PhoneEnrollRequest struct {
+	Number string `json:"number"`
+	Label  string `json:"label,omitempty"`
+}
+
+// SMSTestRequest is the body of POST /v1/sms/test.
+type SMSTestRequest struct {
+	Number string `json:"number"`
+	Text   string `json:"text,omitempty"`
+}
+
+// SMSTestResponse answers POST /v1/sms/test.
+type SMSTestResponse struct {
+	Outcome  string `json:"outcome"` // sent | failed | unknown
+	Modem    string `json:"modem,omitempty"`
+	Parts    int    `json:"parts"`
+	Attempts int    `json:"attempts"`
+	Error    string `json:"error,omitempty"`
 }
 
 // U2FKey is a plugged security key.

@@ -247,7 +247,7 @@ func populate(cfg *config.Config, n, workers int) ([]otp.Secret, error) {
 				var err2 error
 				for range 3 {
 					code := otp.Code(e.Secret, otp.Counter(time.Now(), params)-1, params)
-					if err2 = svc.ConfirmTOTP(ctx, service.Internal, user, e.FactorID, code); err2 == nil {
+					if _, err2 = svc.ConfirmTOTP(ctx, service.Internal, user, e.FactorID, code); err2 == nil {
 						break
 					}
 				}

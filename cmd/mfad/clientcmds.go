@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -115,6 +116,21 @@ func newStatus(g *globals) *cobra.Command {
 				}
 				if st.Hardware.U2FError != "" {
 					fmt.Fprintf(w, "u2f problem\t%s\n", st.Hardware.U2FError)
+				}
+				if len(st.Hardware.Modems) == 0 {
+					fmt.Fprintf(w, "modems\tnone configured (no SMS)\n")
+				}
+				for _, m := range st.Hardware.Modems {
+					fmt.Fprintf(w, "modem %s\t%s on %s since %s", m.Name, m.State, m.Device, m.Since.Local().Format(time.RFC3339))
+					if m.Error != "" {
+						fmt.Fprintf(w, " (%s)", m.Error)
+					}
+					fmt.Fprintln(w)
+					if m.Model != "" || m.SIM != "" {
+						fmt.Fprintf(w, "\t%s %s %s; SIM %s; network %s %s; signal %d dBm; %s mode, delivery reports %v\n",
+							m.Manufacturer, m.Model, m.Revision, m.SIM, m.Registration, m.Operator, m.SignalDBm, m.Mode, m.StatusReports)
+					}
+					fmt.Fprintf(w, "\tsent %d, failed %d, unknown %d, delivered %d\n", m.Sent, m.Failed, m.Unknown, m.Delivered)
 				}
 				w.Flush()
 			})
@@ -535,10 +551,30 @@ func newLogin(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.ErrOrStderr(), "Falling back to a code.")
 			}
 			p := newPrompter(cmd)
+			hasSMS := slices.Contains(l.Methods, "sms")
+			sendSMS := func() error {
+				r, err := cl.LoginSMS(c, l.LoginID, "")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "Code sent to %s (valid %d minutes).\n", r.SentTo, (r.ExpiresIn+59)/60)
+				return nil
+			}
+			if l.Default == "sms" {
+				if err := sendSMS(); err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), err)
+				}
+			}
 			for {
 				code, err := p.ask(codePrompt(l))
 				if err != nil {
 					return &exitError{code: 2, err: err}
+				}
+				if hasSMS && (code == "" || strings.EqualFold(code, "sms")) {
+					if err := sendSMS(); err != nil {
+						fmt.Fprintln(cmd.ErrOrStderr(), err)
+					}
+					continue
 				}
 				v, err := cl.LoginVerifyRequest(c, l.LoginID, wire.VerifyRequest{Code: code, Remember: remember && l.Remember})
 				if err != nil {
@@ -574,6 +610,9 @@ func newLogin(g *globals) *cobra.Command {
 func codePrompt(l *wire.LoginResponse) string {
 	if l.Default != "u2f" {
 		return l.Prompt
+	}
+	if slices.Contains(l.Methods, "sms") {
+		return "Verification code (authenticator app, SMS or recovery code; press Enter to get a code by SMS): "
 	}
 	return "Verification code (authenticator app or recovery code): "
 }

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -163,6 +166,50 @@ func runDemo(parent context.Context, out io.Writer, dir string, log *slog.Logger
 		return fmt.Errorf("demo expected the key to log in, got %q", v.Result)
 	}
 
+	step("Enroll a phone: the simulated modem on a pseudo-terminal, driven by the real serial and AT code")
+	const number = "+447911123456"
+	if err := waitModem(ctx, cl); err != nil {
+		return err
+	}
+	inbox := filepath.Join(cfg.Storage.Dir, daemon.SimInboxName)
+	pr, err := cl.EnrollPhone(ctx, user, number, "mobile")
+	if err != nil {
+		return err
+	}
+	say("code sent to %s", pr.SentTo)
+	code, err = readSimCode(ctx, inbox, number, 1)
+	if err != nil {
+		return err
+	}
+	say("the phone shows a %d-digit code", len(code))
+	if _, err := cl.ConfirmPhone(ctx, user, pr.FactorID, code); err != nil {
+		return err
+	}
+	say("phone %s confirmed", pr.FactorID)
+
+	step("Log in over SSH with an SMS code (\"I left my authenticator app at home\")")
+	l, err = cl.Login(ctx, wire.LoginRequest{User: user, Service: "sshd", RHost: "192.0.2.10"})
+	if err != nil {
+		return err
+	}
+	say("POST /v1/login -> %s, methods %v, default %s", l.Decision, l.Methods, l.Default)
+	sent, err := cl.LoginSMS(ctx, l.LoginID, "")
+	if err != nil {
+		return err
+	}
+	say("POST /v1/login/{id}/sms -> code sent to %s, valid %ds", sent.SentTo, sent.ExpiresIn)
+	if code, err = readSimCode(ctx, inbox, number, 2); err != nil {
+		return err
+	}
+	v, err = cl.LoginVerify(ctx, l.LoginID, code, "")
+	if err != nil {
+		return err
+	}
+	say("the code from the phone -> %s (%s)", v.Result, v.Method)
+	if v.Result != "ok" {
+		return fmt.Errorf("demo expected the SMS code to log in, got %q", v.Result)
+	}
+
 	step("What the audit log recorded")
 	a, err := cl.Audit(ctx, client.AuditQuery{User: user})
 	if err != nil {
@@ -180,6 +227,50 @@ func runDemo(parent context.Context, out io.Writer, dir string, log *slog.Logger
 	fmt.Fprintln(out, "\ndemo finished: every step behaved as expected")
 	return nil
 }
+
+// waitModem waits until the simulated modem has registered on its network.
+func waitModem(ctx context.Context, cl *client.Client) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := cl.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if len(st.Hardware.Modems) > 0 && st.Hardware.Modems[0].State == "ready" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the simulated modem did not become ready: %+v", st.Hardware.Modems)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// readSimCode waits for the nth message to number in the simulated phones'
+// inbox and returns the code in it.
+func readSimCode(ctx context.Context, path, number string, nth int) (string, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		b, _ := os.ReadFile(path)
+		n := 0
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var m struct{ To, Text string }
+			if json.Unmarshal([]byte(line), &m) != nil || m.To != number {
+				continue
+			}
+			if n++; n == nth {
+				if code := demoCodeRE.FindString(m.Text); code != "" {
+					return code, nil
+				}
+				return "", fmt.Errorf("no code in the message %q", m.Text)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "", fmt.Errorf("message %d to %s did not arrive", nth, number)
+}
+
+var demoCodeRE = regexp.MustCompile(`\b\d{6,8}\b`)
 
 // demoLogin runs one login as a login stack does and checks the outcome.
 func demoLogin(ctx context.Context, cl *client.Client, say func(string, ...any), user, code, want string) error {

@@ -91,6 +91,7 @@ func newRoot() *cobra.Command {
 		newStatus(g), newUser(g), newTOTP(g), newU2F(g), newRecoveryCodes(g), newVerify(g), newLogin(g),
 		newAudit(g), newBackup(g), newRestore(g), newDoctor(g),
 		newFactor(g), newDevice(g), newAccountRecovery(g), newBypass(g),
+		newPhone(g), newSMS(g), newSim(),
 	)
 	return root
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/mfad/mfad/api"
 	"github.com/mfad/mfad/api/wire"
 	"github.com/mfad/mfad/config"
+	"github.com/mfad/mfad/hw/modem"
 	"github.com/mfad/mfad/hw/u2f"
 	"github.com/mfad/mfad/metrics"
 	"github.com/mfad/mfad/service"
@@ -131,12 +132,51 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
-	keys, err := u2fSource(o.Simulated)
+	keys, unplugKeys, err := u2fSource(o.Simulated)
 	if err != nil {
 		return err
 	}
+	defer unplugKeys()
 	svc.U2F = &u2f.Client{Source: keys}
+	smsCtx, stopSMS := context.WithCancel(context.WithoutCancel(ctx))
+	smsHW, err := openSMS(smsCtx, cfg, o.Simulated, log, func(r modem.DeliveryReport) {
+		if !r.Final {
+			return
+		}
+		status := fmt.Sprintf("status 0x%02x", r.Status)
+		if err := svc.RecordDelivery(smsCtx, r.Modem, r.Ref, r.Delivered, status); err != nil {
+			log.Warn("recording a delivery report failed", "err", err)
+		}
+	})
+	if err != nil {
+		stopSMS()
+		return err
+	}
+	smsDone := make(chan struct{})
+	defer func() {
+		// Stop the dispatcher first (a send in progress stays queued and
+		// is sent again after a restart), then the modems.
+		stopSMS()
+		<-smsDone
+		smsHW.Close()
+	}()
+	var modemStatus func() []wire.Modem
+	var modemGauges func() []metrics.ModemGauge
+	if smsHW != nil {
+		svc.SMS = smsHW
+		svc.Notifier = svc
+		modemStatus, modemGauges = smsHW.Statuses, smsHW.Gauges
+		go func() {
+			defer close(smsDone)
+			if err := svc.RunSMS(smsCtx, len(cfg.Modems)+1); err != nil {
+				log.Error("sms dispatcher stopped", "err", err)
+			}
+		}()
+	} else {
+		close(smsDone)
+	}
 	m := metrics.New(o.Version, metrics.Gauges{
+		Modems:  modemGauges,
 		U2FKeys: func() float64 { k, _ := listKeys(keys); return float64(len(k)) },
 		StoreBytes: func() (float64, float64) {
 			lsm, vlog := db.Badger().Size()
@@ -155,6 +195,7 @@ func Run(ctx context.Context, o Options) error {
 		Limits:   limits(cfg),
 		StoreDir: DBDir(cfg), Simulated: o.Simulated,
 		U2FKeys: func() ([]wire.U2FKey, error) { return listKeys(keys) },
+		Modems:  modemStatus,
 		Metrics: m,
 	})
 	if addr := cfg.Metrics.Listen; addr != "" {
@@ -234,17 +275,21 @@ func trimHeap() {
 	}
 }
 
-// u2fSource returns where security keys come from: a simulated key (package
-// sim) with --sim, else the hidraw devices of real keys.
-func u2fSource(simulated bool) (u2f.Source, error) {
+// u2fSource returns where security keys come from: the hidraw devices of
+// real keys, or with --sim a simulated key (package sim) that speaks the
+// U2FHID framing on a pseudo-terminal, so flynn/u2f's own u2fhid code and
+// the daemon's HID path run exactly as with a USB key. unplug removes the
+// simulated key.
+func u2fSource(simulated bool) (src u2f.Source, unplug func(), err error) {
 	if !simulated {
-		return u2f.HID{}, nil
+		return u2f.HID{}, func() {}, nil
 	}
 	key, err := sim.NewU2FKey(sim.U2FKeyOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("creating the simulated U2F key: %w", err)
+		return nil, nil, fmt.Errorf("creating the simulated U2F key: %w", err)
 	}
-	return u2f.StaticSource{{Path: "sim:u2f0", Name: key.Name(), Dev: key}}, nil
+	dev := sim.NewU2FHID(key, sim.U2FHIDOptions{})
+	return u2f.HID{Devices: dev.Devices}, func() { dev.Close() }, nil
 }
 
 // listKeys describes the keys plugged in now, for /v1/status.

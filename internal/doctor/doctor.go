@@ -10,8 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mfad/mfad/api/wire"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -59,6 +62,9 @@ type Inputs struct {
 func Run(ctx context.Context, in Inputs) []Check {
 	checks := []Check{{Name: "config", Status: OK, Detail: "valid: " + in.ConfigSource}}
 	checks = append(checks, daemon(ctx, in)...)
+	for _, m := range in.Config.Modems {
+		checks = append(checks, modemDevice(m)...)
+	}
 	checks = append(checks, keyFile(in.KeyPath), clock(in.ClockState))
 	if in.Keys != nil {
 		checks = append(checks, keys(in.Keys))
@@ -93,6 +99,9 @@ func daemon(ctx context.Context, in Inputs) []Check {
 	} else {
 		out = append(out, Check{Name: "store", Status: OK, Detail: fmt.Sprintf("%s, schema %d, %d bytes LSM + %d bytes value log",
 			st.Store.Dir, st.Store.Schema, st.Store.LSMBytes, st.Store.VlogBytes)})
+	}
+	for _, m := range st.Hardware.Modems {
+		out = append(out, modemCheck(m))
 	}
 	if st.Hardware.U2FError != "" {
 		out = append(out, Check{Name: "daemon u2f", Status: Warn, Detail: "the daemon cannot open every key: " + st.Hardware.U2FError,
@@ -164,4 +173,90 @@ func keys(src u2f.Source) Check {
 		return Check{Name: "u2f keys", Status: OK, Detail: "none plugged into this machine"}
 	}
 	return Check{Name: "u2f keys", Status: OK, Detail: strings.Join(names, ", ")}
+}
+
+// modemCheck judges a modem from the daemon's status, with a fix for each
+// way it fails.
+func modemCheck(m wire.Modem) Check {
+	name := "modem " + m.Name
+	info := fmt.Sprintf("%s %s on %s; SIM %s; network %s %s; signal %d dBm; sent %d, failed %d, delivered %d",
+		m.Manufacturer, m.Model, m.Device, orUnknown(m.SIM), orUnknown(m.Registration), m.Operator, m.SignalDBm, m.Sent, m.Failed, m.Delivered)
+	if m.State == "ready" {
+		if m.SignalDBm != 0 && m.SignalDBm < -105 {
+			return Check{Name: name, Status: Warn, Detail: "ready, but the signal is weak: " + info,
+				Fix: "move the modem or fit an external antenna; below about -110 dBm sends fail"}
+		}
+		return Check{Name: name, Status: OK, Detail: "ready: " + info}
+	}
+	c := Check{Name: name, Status: Fail, Detail: fmt.Sprintf("%s since %s: %s", m.State, m.Since.Local().Format(time.RFC3339), m.Error)}
+	lower := strings.ToLower(m.Error + " " + m.SIM)
+	switch {
+	case m.State == "starting" || m.State == "initialising" || m.State == "registering":
+		c.Status = Warn
+		c.Fix = "wait a minute: the modem is starting up; if it stays here, check the SIM and the antenna"
+		if m.State == "registering" {
+			c.Fix = "the modem waits for a network: check the antenna, the coverage and that the SIM's plan is active (registration " + orUnknown(m.Registration) + ")"
+		}
+	case strings.Contains(lower, "permission denied"):
+		c.Fix = "give the daemon's user access to the tty: install packaging/udev/70-mfad.rules (or add the user to the dialout group) and replug the modem"
+	case strings.Contains(lower, "no such file") || strings.Contains(lower, "not exist"):
+		c.Fix = "the device is gone: check the cable, and use the stable /dev/serial/by-id/ link in modem.device (ls -l /dev/serial/by-id/)"
+	case strings.Contains(lower, "pin rejected") || strings.Contains(lower, "puk"):
+		c.Fix = "the SIM refused the PIN in modem.pin_file; correct the file (the daemon will not try a rejected PIN again), or unblock the SIM with its PUK in a phone"
+	case strings.Contains(lower, "pin"):
+		c.Fix = "the SIM needs a PIN: put it alone in a file readable only by the daemon (chmod 600) and name it with modem.pin_file"
+	case strings.Contains(lower, "absent") || strings.Contains(lower, "not inserted"):
+		c.Fix = "insert a SIM card and restart the modem (replug it)"
+	case strings.Contains(lower, "denied"):
+		c.Fix = "the network refused the SIM: check that its plan is active and allows SMS"
+	case strings.Contains(lower, "timeout") || strings.Contains(lower, "did not answer"):
+		c.Fix = "the modem stopped answering: check that modem.device is its AT port (often if02 or if03 of a multi-port stick) and replug it"
+	default:
+		c.Fix = "check the modem with mfad status, the daemon's log (journalctl -u mfad) and modem.device / modem.init_commands"
+	}
+	return c
+}
+
+// modemDevice checks, from this machine, the device and PIN file of a
+// configured modem.
+func modemDevice(m config.Modem) []Check {
+	name := "modem " + m.Name + " device"
+	var out []Check
+	fi, err := os.Stat(m.Device)
+	switch {
+	case err != nil:
+		out = append(out, Check{Name: name, Status: Fail, Detail: err.Error(),
+			Fix: "plug the modem in, and point modem.device at its stable link (ls -l /dev/serial/by-id/)"})
+	case fi.Mode()&os.ModeCharDevice == 0:
+		out = append(out, Check{Name: name, Status: Fail, Detail: m.Device + " is not a character device",
+			Fix: "modem.device must name the modem's serial port, e.g. /dev/serial/by-id/usb-...-if02-port0"})
+	default:
+		f, err := os.OpenFile(m.Device, os.O_RDWR|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			out = append(out, Check{Name: name, Status: Warn, Detail: "cannot open it as this user: " + err.Error(),
+				Fix: "fine if the daemon runs as another user with access (the mfad user through the udev rules); otherwise install packaging/udev/70-mfad.rules"})
+		} else {
+			f.Close()
+			out = append(out, Check{Name: name, Status: OK, Detail: m.Device + " can be opened"})
+		}
+	}
+	if m.PINFile != "" {
+		fi, err := os.Stat(m.PINFile)
+		switch {
+		case err != nil:
+			out = append(out, Check{Name: "modem " + m.Name + " pin file", Status: Warn, Detail: err.Error(),
+				Fix: "create it (chmod 600) with the SIM PIN alone on one line, or remove modem.pin_file if the SIM has no PIN"})
+		case fi.Mode().Perm()&0o077 != 0:
+			out = append(out, Check{Name: "modem " + m.Name + " pin file", Status: Fail, Detail: fmt.Sprintf("%s has mode %04o", m.PINFile, fi.Mode().Perm()),
+				Fix: "chmod 600 " + m.PINFile})
+		}
+	}
+	return out
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mfad/mfad/api/wire"
+	"github.com/mfad/mfad/config"
 	"github.com/mfad/mfad/hw/u2f"
+	"github.com/mfad/mfad/sim"
 	"github.com/mfad/mfad/store"
 )
 
@@ -80,5 +83,45 @@ func TestKeysAndWorst(t *testing.T) {
 	}
 	if Worst([]Check{{Status: OK}, {Status: Warn}}) != Warn || Worst([]Check{{Status: Warn}, {Status: Fail}, {Status: OK}}) != Fail || Worst(nil) != OK {
 		t.Fatal("Worst")
+	}
+}
+
+func TestModemChecks(t *testing.T) {
+	m, err := sim.NewModem(sim.ModemOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	dir := t.TempDir()
+	pin := filepath.Join(dir, "pin")
+	if err := os.WriteFile(pin, []byte("1234\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := modemDevice(config.Modem{Name: "a", Device: m.Path(), PINFile: pin})
+	if len(got) != 2 || got[0].Status != OK || got[1].Status != Fail || !strings.Contains(got[1].Fix, "chmod 600") {
+		t.Fatalf("checks = %+v", got)
+	}
+	if got := modemDevice(config.Modem{Name: "b", Device: filepath.Join(dir, "ttyUSB9")}); got[0].Status != Fail || !strings.Contains(got[0].Fix, "by-id") {
+		t.Fatalf("missing device = %+v", got)
+	}
+	if got := modemDevice(config.Modem{Name: "c", Device: pin}); got[0].Status != Fail {
+		t.Fatalf("regular file = %+v", got)
+	}
+	for _, tc := range []struct {
+		m    wire.Modem
+		want Status
+		fix  string
+	}{
+		{wire.Modem{Name: "u", State: "ready", SignalDBm: -71, Registration: "home"}, OK, ""},
+		{wire.Modem{Name: "u", State: "ready", SignalDBm: -111}, Warn, "antenna"},
+		{wire.Modem{Name: "u", State: "registering", Registration: "searching"}, Warn, "network"},
+		{wire.Modem{Name: "u", State: "down", Error: "SIM PIN required", SIM: "pin required"}, Fail, "pin_file"},
+		{wire.Modem{Name: "u", State: "down", Error: "opening /dev/ttyUSB0: permission denied"}, Fail, "udev"},
+		{wire.Modem{Name: "u", State: "down", Error: "modem did not answer in time"}, Fail, "AT port"},
+	} {
+		c := modemCheck(tc.m)
+		if c.Status != tc.want || !strings.Contains(c.Fix, tc.fix) {
+			t.Errorf("%+v -> %+v", tc.m, c)
+		}
 	}
 }

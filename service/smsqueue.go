@@ -1,0 +1,491 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mfad/mfad/store"
+)
+
+// SMSSender sends text messages through the modems (the daemon adapts a
+// hw/modem Pool). Implementations must be safe for concurrent use.
+type SMSSender interface {
+	// SendSMS delivers text to the E.164 number to before ctx ends. The
+	// report's Outcome says what happened: SMSSent (the network took it),
+	// SMSFailed (certainly not sent; err says why) or SMSUnknown (the
+	// message may have gone out). id names the message in the sender's
+	// logs; it is not secret. text must never be logged.
+	SendSMS(ctx context.Context, id, to, text string) (SMSReport, error)
+	// Ready reports whether a modem can send now.
+	Ready() bool
+}
+
+// SMSOutcome is what happened to a message.
+type SMSOutcome string
+
+// Outcomes.
+const (
+	SMSSent    SMSOutcome = "sent"
+	SMSFailed  SMSOutcome = "failed"
+	SMSUnknown SMSOutcome = "unknown"
+)
+
+// SMSReport is the sender's account of one message.
+type SMSReport struct {
+	Outcome SMSOutcome
+	// Modem sent (or last tried) it.
+	Modem string
+	Parts int
+	// Refs are the network's message references of the parts, for
+	// matching delivery reports.
+	Refs []int
+	// Attempts is the number of sends tried (on any modem).
+	Attempts int
+	// Permanent is set when no retry can help (an invalid number).
+	Permanent bool
+}
+
+// queuedSMS is stored under smsq/<id> from the moment a message is accepted
+// until it was sent, failed for good or expired. It holds the text (and so
+// the code) only for that time, inside the encrypted store; codes are
+// checked against their keyed hash, never against this record.
+type queuedSMS struct {
+	ID          string    `json:"id"`
+	User        string    `json:"user"`
+	Purpose     string    `json:"purpose"` // login | confirm | notice
+	To          string    `json:"to"`
+	Text        string    `json:"text"`
+	Created     time.Time `json:"created"`
+	Deadline    time.Time `json:"deadline"`
+	NextAttempt time.Time `json:"next_attempt"`
+	Attempts    int       `json:"attempts"`
+	// Sending is set while a send is in progress; found set at start-up, it
+	// means the daemon stopped in the middle of a send.
+	Sending   bool   `json:"sending,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// smsRefRecord (smsref/<modem>/<ref>) maps a part's message reference to
+// the message, for delivery reports.
+type smsRefRecord struct {
+	ID   string `json:"id"`
+	User string `json:"user"`
+	To   string `json:"to"` // masked
+}
+
+func smsQueueKey(id string) []byte { return store.Key("smsq", id) }
+
+var smsQueuePrefix = store.Key("smsq", "")
+
+// smsCounterKey is the per-hour counter of sends for scope ("u" user, "n"
+// number, "g" global) and subject.
+func smsCounterKey(scope, subject string, hour time.Time) []byte {
+	return store.Key("smsrate", scope, subject, hour.UTC().Format("2006010215"))
+}
+
+// smsAllowed counts one message to user and number against the hourly
+// limits in txn, or answers ErrSMSLimited (and fills in the audit event).
+func (s *Service) smsAllowed(txn *store.Txn, st Settings, user, number string, ev *store.Event) error {
+	hour := txn.Now().Truncate(time.Hour)
+	limits := []struct {
+		scope, subject string
+		max            int
+	}{{"u", user, st.SMS.PerUserHourly}, {"n", number, st.SMS.PerNumberHourly}, {"g", "", st.SMS.GlobalHourly}}
+	counts := make([]int, len(limits))
+	for i, l := range limits {
+		if l.scope == "u" && user == "" {
+			continue
+		}
+		if _, err := txn.Get(smsCounterKey(l.scope, l.subject, hour), &counts[i]); err != nil {
+			return err
+		}
+		if l.max > 0 && counts[i] >= l.max {
+			what := map[string]string{"u": "per user", "n": "per number", "g": "global"}[l.scope]
+			ev.Result, ev.Detail = "refused", strings.TrimSpace(ev.Detail+" "+what+" hourly limit reached")
+			return fmt.Errorf("%w: too many text messages (%s limit of %d per hour); try again later or use another method", ErrSMSLimited, what, l.max)
+		}
+	}
+	for i, l := range limits {
+		if l.scope == "u" && user == "" {
+			continue
+		}
+		if err := txn.PutTTL(smsCounterKey(l.scope, l.subject, hour), counts[i]+1, 2*time.Hour); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueueSMS accepts a message into the durable queue in txn.
+func (s *Service) enqueueSMS(txn *store.Txn, user, purpose, to, text string, deadline time.Time) error {
+	now := txn.Now()
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	id := fmt.Sprintf("%016x%s", now.UnixNano(), hex.EncodeToString(b[:]))
+	q := queuedSMS{ID: id, User: user, Purpose: purpose, To: to, Text: text, Created: now, Deadline: deadline, NextAttempt: now}
+	return txn.PutTTL(smsQueueKey(id), q, max(deadline.Sub(now), time.Second)+time.Hour)
+}
+
+// smsState is the dispatcher's in-memory state.
+type smsState struct {
+	once sync.Once
+	wake chan struct{}
+}
+
+func (s *Service) smsWakeChan() chan struct{} {
+	s.sms.once.Do(func() { s.sms.wake = make(chan struct{}, 1) })
+	return s.sms.wake
+}
+
+// wakeSMS tells the dispatcher that a message was queued.
+func (s *Service) wakeSMS() {
+	select {
+	case s.smsWakeChan() <- struct{}{}:
+	default:
+	}
+}
+
+// smsRetryBackoff is the pause before a failed message is tried again.
+func smsRetryBackoff(attempts int) time.Duration {
+	d := time.Second
+	for i := 1; i < attempts && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Second)
+}
+
+// RunSMS dispatches the durable SMS queue through s.SMS until ctx ends:
+// every queued message is sent once (the sender retries other modems on a
+// failure), retried with backoff after a failure until its deadline (the
+// code's expiry), and audited with its outcome. Messages queued before a
+// restart are sent after it unless expired; a message the daemon was in the
+// middle of sending when it stopped is sent again, audited as a possible
+// duplicate. workers bounds the sends in progress (one per modem is right).
+func (s *Service) RunSMS(ctx context.Context, workers int) error {
+	if s.SMS == nil {
+		return ErrSMSUnavailable
+	}
+	workers = max(workers, 1)
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if err := s.recoverSMSQueue(ctx); err != nil {
+		return err
+	}
+	wake := s.smsWakeChan()
+	for {
+		due, next, err := s.claimDueSMS(ctx, workers-len(sem))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error("reading the sms queue failed", "err", err)
+			next = time.Second
+		}
+		for _, m := range due {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done(); s.wakeSMS() }()
+				s.deliverSMS(ctx, m)
+			}()
+		}
+		timer := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// recoverSMSQueue handles messages the daemon was sending when it stopped.
+func (s *Service) recoverSMSQueue(ctx context.Context) error {
+	var events []store.Event
+	err := s.db.Update(ctx, func(txn *store.Txn) error {
+		events = events[:0]
+		var stuck []queuedSMS
+		err := txn.Scan(smsQueuePrefix, false, func(_ []byte, val func(any) error) (bool, error) {
+			var q queuedSMS
+			if err := val(&q); err != nil {
+				return false, err
+			}
+			if q.Sending {
+				stuck = append(stuck, q)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, q := range stuck {
+			q.Sending = false
+			if err := txn.PutTTL(smsQueueKey(q.ID), q, max(q.Deadline.Sub(txn.Now()), time.Second)+time.Hour); err != nil {
+				return err
+			}
+			ev := auditEvent(Internal, q.User, "sms.resend")
+			ev.Method, ev.Result = "sms", "queued"
+			ev.Detail = fmt.Sprintf("message %s to %s: the daemon stopped during its send; sending again (it may arrive twice)", q.ID, MaskPhone(q.To))
+			if err := txn.Audit(ev, s.Settings().AuditRetention); err != nil {
+				return err
+			}
+			events = append(events, ev)
+		}
+		return nil
+	})
+	for _, ev := range events {
+		s.logEvent(ev)
+	}
+	return err
+}
+
+// claimDueSMS marks up to n due messages as being sent and returns them,
+// with the wait until the next one is due. Expired messages are dropped,
+// audited.
+func (s *Service) claimDueSMS(ctx context.Context, n int) ([]queuedSMS, time.Duration, error) {
+	var due []queuedSMS
+	next := time.Minute
+	var events []store.Event
+	err := s.db.Update(ctx, func(txn *store.Txn) error {
+		due, next, events = due[:0], time.Minute, events[:0]
+		now := txn.Now()
+		var all []queuedSMS
+		err := txn.Scan(smsQueuePrefix, false, func(_ []byte, val func(any) error) (bool, error) {
+			var q queuedSMS
+			if err := val(&q); err != nil {
+				return false, err
+			}
+			all = append(all, q)
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, q := range all {
+			switch {
+			case q.Sending:
+			case !now.Before(q.Deadline):
+				if err := txn.Delete(smsQueueKey(q.ID)); err != nil {
+					return err
+				}
+				ev := auditEvent(Internal, q.User, "sms.expired")
+				ev.Method, ev.Result = "sms", "fail"
+				ev.Detail = fmt.Sprintf("message %s (%s) to %s expired after %d attempts", q.ID, q.Purpose, MaskPhone(q.To), q.Attempts)
+				if q.LastError != "" {
+					ev.Detail += ": " + q.LastError
+				}
+				if err := txn.Audit(ev, s.Settings().AuditRetention); err != nil {
+					return err
+				}
+				events = append(events, ev)
+			case now.Before(q.NextAttempt):
+				next = min(next, q.NextAttempt.Sub(now))
+			case len(due) < n:
+				q.Sending = true
+				q.Attempts++
+				if err := txn.PutTTL(smsQueueKey(q.ID), q, max(q.Deadline.Sub(now), time.Second)+time.Hour); err != nil {
+					return err
+				}
+				due = append(due, q)
+			default:
+				next = 0
+			}
+		}
+		return nil
+	})
+	for _, ev := range events {
+		s.logEvent(ev)
+	}
+	s.Metrics.SMSQueue(s.smsQueueDepth())
+	return due, max(next, 10*time.Millisecond), err
+}
+
+// smsQueueDepth counts the queued messages (for metrics).
+func (s *Service) smsQueueDepth() int {
+	n := 0
+	_ = s.db.View(func(txn *store.Txn) error {
+		return txn.Scan(smsQueuePrefix, false, func([]byte, func(any) error) (bool, error) {
+			n++
+			return true, nil
+		})
+	})
+	return n
+}
+
+// deliverSMS sends one claimed message and records the outcome.
+func (s *Service) deliverSMS(ctx context.Context, q queuedSMS) {
+	// The deadline is on the service's clock; contexts run on the wall clock.
+	sctx, cancel := context.WithTimeout(ctx, max(q.Deadline.Sub(s.now()), time.Second))
+	rep, err := s.SMS.SendSMS(sctx, q.ID, q.To, q.Text)
+	cancel()
+	if ctx.Err() != nil && rep.Outcome != SMSSent {
+		// Shutting down: leave the message to the next start (it is marked
+		// as being sent, so it will be sent again and audited as such).
+		return
+	}
+	s.Metrics.SMSSend(rep.Modem, string(rep.Outcome))
+	masked := MaskPhone(q.To)
+	ev := auditEvent(Internal, q.User, "sms.send")
+	ev.Method = "sms"
+	var resched *queuedSMS
+	switch rep.Outcome {
+	case SMSSent:
+		ev.Result = "ok"
+		ev.Detail = fmt.Sprintf("message %s (%s) to %s via %s, %d parts, attempt %d", q.ID, q.Purpose, masked, rep.Modem, rep.Parts, q.Attempts)
+	case SMSUnknown:
+		ev.Result = "unknown"
+		ev.Detail = fmt.Sprintf("message %s (%s) to %s via %s: the modem took it but gave no result; not sent again, to avoid a duplicate (%v)",
+			q.ID, q.Purpose, masked, rep.Modem, err)
+	default:
+		ev.Result = "fail"
+		reason := "unknown error"
+		if err != nil {
+			reason = err.Error()
+		}
+		ev.Detail = fmt.Sprintf("message %s (%s) to %s, attempt %d: %s", q.ID, q.Purpose, masked, q.Attempts, reason)
+		if !rep.Permanent {
+			q.Sending, q.LastError = false, reason
+			q.NextAttempt = s.now().Add(smsRetryBackoff(q.Attempts))
+			if q.NextAttempt.Before(q.Deadline) {
+				resched = &q
+				ev.Result = "retry"
+			}
+		}
+	}
+	err = s.change(context.WithoutCancel(ctx), &ev, func(txn *store.Txn) error {
+		if resched != nil {
+			return txn.PutTTL(smsQueueKey(q.ID), *resched, max(q.Deadline.Sub(txn.Now()), time.Second)+time.Hour)
+		}
+		if err := txn.Delete(smsQueueKey(q.ID)); err != nil {
+			return err
+		}
+		if rep.Outcome == SMSSent && rep.Modem != "" {
+			for _, ref := range rep.Refs {
+				if ref < 0 {
+					continue
+				}
+				r := smsRefRecord{ID: q.ID, User: q.User, To: masked}
+				if err := txn.PutTTL(store.Key("smsref", rep.Modem, fmt.Sprint(ref)), r, 48*time.Hour); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("recording an sms outcome failed", "msg", q.ID, "err", err)
+	}
+}
+
+// RecordDelivery records a delivery report (+CDS) from modem for the part
+// with message reference ref: delivered, or failed for good.
+func (s *Service) RecordDelivery(ctx context.Context, modem string, ref int, delivered bool, status string) error {
+	key := store.Key("smsref", modem, fmt.Sprint(ref))
+	ev := auditEvent(Internal, "", "sms.delivery")
+	ev.Method = "sms"
+	return s.change(ctx, &ev, func(txn *store.Txn) error {
+		var r smsRefRecord
+		found, err := txn.Get(key, &r)
+		if err != nil {
+			return err
+		}
+		ev.Result = "delivered"
+		if !delivered {
+			ev.Result = "undelivered"
+		}
+		if !found {
+			ev.Detail = fmt.Sprintf("report for an unknown message (modem %s, reference %d): %s", modem, ref, status)
+			return nil
+		}
+		ev.User = r.User
+		ev.Detail = fmt.Sprintf("message %s to %s via %s: %s", r.ID, r.To, modem, status)
+		return txn.Delete(key)
+	})
+}
+
+// Notify queues text to every confirmed phone of user (a Notifier over
+// the service's own SMS queue). Notices are not counted against the
+// per-user and per-number limits, which protect against SMS pumping by
+// callers; they count toward the global limit.
+func (s *Service) Notify(ctx context.Context, user, text string) (int, error) {
+	if s.SMS == nil {
+		return 0, nil
+	}
+	n := 0
+	err := s.db.Update(ctx, func(txn *store.Txn) error {
+		n = 0
+		u, found, err := loadUser(txn, user)
+		if err != nil || !found {
+			return err
+		}
+		deadline := txn.Now().Add(time.Hour)
+		for _, f := range u.Factors {
+			if f.Phone == nil || f.Status != StatusActive {
+				continue
+			}
+			if err := s.enqueueSMS(txn, user, "notice", f.Phone.Number, text, deadline); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err == nil && n > 0 {
+		s.wakeSMS()
+	}
+	return n, err
+}
+
+// SendTestSMS (admin) sends text to number now, through the modems, and
+// reports what happened; for operators checking a modem.
+func (s *Service) SendTestSMS(ctx context.Context, c Caller, number, text string) (*SMSReport, error) {
+	if s.SMS == nil {
+		return nil, ErrSMSUnavailable
+	}
+	st := s.Settings()
+	e164, err := NormalizePhone(number, st.SMS.DefaultRegion)
+	if err != nil {
+		return nil, err
+	}
+	if text == "" {
+		text = "mfad test message: the modem works."
+	}
+	if len(text) > 640 {
+		return nil, invalid("text must be at most 640 bytes")
+	}
+	ev := auditEvent(c, "", "sms.test")
+	ev.Method, ev.Detail, ev.Result = "sms", MaskPhone(e164), "accepted"
+	var limited error
+	if err := s.change(ctx, &ev, func(txn *store.Txn) error {
+		limited = s.smsAllowed(txn, st, "", e164, &ev)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if limited != nil {
+		return nil, limited
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	rep, serr := s.SMS.SendSMS(sctx, "test", e164, text)
+	res := auditEvent(c, "", "sms.test")
+	res.Method, res.Result = "sms", string(rep.Outcome)
+	res.Detail = fmt.Sprintf("%s via %s, %d parts", MaskPhone(e164), rep.Modem, rep.Parts)
+	if serr != nil {
+		res.Detail += ": " + serr.Error()
+	}
+	if err := s.change(ctx, &res, nil); err != nil {
+		return nil, err
+	}
+	return &rep, serr
+}
