@@ -13,6 +13,7 @@ import (
 
 	"github.com/mfad/mfad/config"
 	"github.com/mfad/mfad/internal/daemon"
+	"github.com/mfad/mfad/internal/logging"
 	"github.com/mfad/mfad/internal/version"
 )
 
@@ -45,12 +46,9 @@ func countErrors(d hcl.Diagnostics) int {
 func newLogger(c *config.Config) (*slog.Logger, *slog.LevelVar) {
 	lv := new(slog.LevelVar)
 	lv.Set(c.Log.Level)
-	opts := &slog.HandlerOptions{Level: lv}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
-	if c.Log.Format == "json" {
-		h = slog.NewJSONHandler(os.Stderr, opts)
-	}
-	return slog.New(h), lv
+	// Under systemd, stderr is the journal's stream: write structured
+	// entries to the journal instead.
+	return slog.New(logging.New(logging.Choose(c.Log.Format), os.Stderr, lv)), lv
 }
 
 func newServe() *cobra.Command {
