@@ -12,6 +12,7 @@ import (
 	"github.com/mfad/mfad/api/wire"
 	"github.com/mfad/mfad/client"
 	"github.com/mfad/mfad/config"
+	"github.com/mfad/mfad/hw/modem"
 	"github.com/mfad/mfad/internal/smsgw"
 	"github.com/mfad/mfad/service"
 	"github.com/mfad/mfad/sim"
@@ -35,7 +36,11 @@ func (s *stack) withModems(t *testing.T, n int) []*sim.Modem {
 			CommandTimeout: 3 * time.Second, SendTimeout: 5 * time.Second, RegisterTimeout: 10 * time.Second})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := smsgw.Open(ctx, confs, smsgw.Options{})
+	gw, err := smsgw.Open(ctx, confs, smsgw.Options{OnDelivery: func(r modem.DeliveryReport) {
+		if r.Final {
+			s.svc.DeliveryReported(ctx, r.Modem, r.Ref, r.Delivered, fmt.Sprintf("status 0x%02x", r.Status))
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +171,17 @@ func TestSMSEnrollAndLogin(t *testing.T) {
 	}
 	if strings.Contains(s.log.all(), code) {
 		t.Fatal("an SMS code appears in the daemon log")
+	}
+	// The network's delivery report is recorded against the message.
+	for i := 0; ; i++ {
+		a, _ := s.cl.Audit(ctx, client.AuditQuery{User: "pat", Action: "sms.delivery"})
+		if len(a.Events) >= 2 && a.Events[0].Result == "delivered" && strings.Contains(a.Events[0].Detail, "via m0") {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("delivery reports = %+v", a.Events)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -388,14 +388,24 @@ func (s *Service) deliverSMS(ctx context.Context, q queuedSMS) {
 }
 
 // RecordDelivery records a delivery report (+CDS) from modem for the part
-// with message reference ref: delivered, or failed for good.
-func (s *Service) RecordDelivery(ctx context.Context, modem string, ref int, delivered bool, status string) error {
+// with message reference ref: delivered, or failed for good. Reports can
+// overtake the record of the send they belong to (a modem may report
+// delivery within milliseconds), so found is false, and nothing is written,
+// while the part is unknown, unless lastTry is set: then the orphan report
+// is audited as such.
+func (s *Service) RecordDelivery(ctx context.Context, modem string, ref int, delivered bool, status string, lastTry bool) (found bool, err error) {
 	key := store.Key("smsref", modem, fmt.Sprint(ref))
 	ev := auditEvent(Internal, "", "sms.delivery")
 	ev.Method = "sms"
-	return s.change(ctx, &ev, func(txn *store.Txn) error {
-		var r smsRefRecord
-		found, err := txn.Get(key, &r)
+	var r smsRefRecord
+	if err := s.db.View(func(txn *store.Txn) error {
+		found, err = txn.Get(key, &r)
+		return err
+	}); err != nil || (!found && !lastTry) {
+		return false, err
+	}
+	err = s.change(ctx, &ev, func(txn *store.Txn) error {
+		found, err = txn.Get(key, &r)
 		if err != nil {
 			return err
 		}
@@ -411,6 +421,32 @@ func (s *Service) RecordDelivery(ctx context.Context, modem string, ref int, del
 		ev.Detail = fmt.Sprintf("message %s to %s via %s: %s", r.ID, r.To, modem, status)
 		return txn.Delete(key)
 	})
+	return found, err
+}
+
+// DeliveryReported records a delivery report in the background, trying
+// again for a few seconds while its send is not recorded yet; it never
+// blocks the caller (a modem's event loop).
+func (s *Service) DeliveryReported(ctx context.Context, modem string, ref int, delivered bool, status string) {
+	go func() {
+		for try := 1; ; try++ {
+			last := try == 20
+			found, err := s.RecordDelivery(ctx, modem, ref, delivered, status, last)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("recording a delivery report failed", "modem", modem, "err", err)
+			}
+			if found || last || err != nil {
+				return
+			}
+			t := time.NewTimer(250 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}()
 }
 
 // Notify queues text to every confirmed phone of user (a Notifier over

@@ -143,10 +143,7 @@ func Run(ctx context.Context, o Options) error {
 		if !r.Final {
 			return
 		}
-		status := fmt.Sprintf("status 0x%02x", r.Status)
-		if err := svc.RecordDelivery(smsCtx, r.Modem, r.Ref, r.Delivered, status); err != nil {
-			log.Warn("recording a delivery report failed", "err", err)
-		}
+		svc.DeliveryReported(smsCtx, r.Modem, r.Ref, r.Delivered, fmt.Sprintf("status 0x%02x", r.Status))
 	})
 	if err != nil {
 		stopSMS()
