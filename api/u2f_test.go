@@ -368,3 +368,24 @@ func TestConsoleKeyNotLockedOutByRemoteGuessing(t *testing.T) {
 		t.Fatalf("after the key login: %+v", u)
 	}
 }
+
+// A console login offers the key only while one is plugged in; without it
+// the next factor is the default ("left my key at home").
+func TestKeyOfferedOnlyWhenPlugged(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	s.enroll(t, "ines")
+	key := seededKey(t, 31, sim.U2FPresenceAuto)
+	s.plug(t, key)
+	if _, err := s.cl.EnrollU2F(ctx, "ines", ""); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.cl.Login(ctx, wire.LoginRequest{User: "ines", Service: "login"}); l.Default != "u2f" {
+		t.Fatalf("with the key plugged: %+v", l)
+	}
+	s.plug(t) // pulled out
+	l, _ := s.cl.Login(ctx, wire.LoginRequest{User: "ines", Service: "login"})
+	if slices.Contains(l.Methods, "u2f") || l.Default != "totp" {
+		t.Fatalf("without a key: %+v", l)
+	}
+}

@@ -104,7 +104,7 @@ func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*
 			return err
 		}
 		if ev == nil {
-			methods, enrolled := usableMethods(u, req.RHost == "" && s.U2F != nil, s.SMS != nil && s.SMS.Ready())
+			methods, enrolled := usableMethods(u, req.RHost == "" && s.keyPlugged(), s.SMS != nil && s.SMS.Ready())
 			in := policy.LoginInput{Policy: pol, Enrolled: enrolled, Methods: methods, Preferred: u.Preferred, Now: now}
 			if found && enrolled {
 				var fs policy.FailState
@@ -155,6 +155,18 @@ func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*
 	}
 	s.log.Debug("login started", "user", req.User, "service", req.Service, "rhost", req.RHost, "policy", pol.Name, "decision", out.Decision)
 	return out, nil
+}
+
+// keyPlugged reports whether the daemon drives U2F hardware and, when the
+// hardware can tell (Plugged), a key is plugged in now.
+func (s *Service) keyPlugged() bool {
+	if s.U2F == nil {
+		return false
+	}
+	if p, ok := s.U2F.(interface{ Plugged() bool }); ok {
+		return p.Plugged()
+	}
+	return true
 }
 
 // noRecoveryMessage is shown at logins of users with factors but no unused

@@ -147,6 +147,16 @@ func (c *Client) keys() ([]Key, func(), error) {
 	return keys, closeAll, nil
 }
 
+// Plugged reports whether at least one usable key is plugged in now.
+func (c *Client) Plugged() bool {
+	_, closeAll, err := c.keys()
+	if err != nil {
+		return false
+	}
+	closeAll()
+	return true
+}
+
 // attempt is one key being asked for an operation.
 type attempt struct {
 	key    Key
