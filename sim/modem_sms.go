@@ -13,6 +13,10 @@ import (
 	"github.com/warthog618/sms/encoding/gsm7"
 	"github.com/warthog618/sms/encoding/pdumode"
 	"github.com/warthog618/sms/encoding/tpdu"
+
+	// The sms module's character tables must be built before any
+	// goroutine encodes or decodes (a data race in sms v0.3.0).
+	_ "github.com/mfad/mfad/internal/gsmtables"
 )
 
 // promptByte handles one byte between the "> " prompt of +CMGS and Ctrl-Z.

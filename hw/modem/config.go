@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -118,7 +119,7 @@ func (c Config) withDefaults() Config {
 		c.Mode = "pdu"
 	}
 	if c.InitCommands == nil {
-		c.InitCommands = DefaultInitCommands
+		c.InitCommands = slices.Clone(DefaultInitCommands)
 	}
 	if c.NotifyCommand == "" {
 		c.NotifyCommand = defaultNotifyCommand

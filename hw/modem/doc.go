@@ -158,6 +158,17 @@
 // Phone numbers appear masked ("+49*********78"); PINs and message texts
 // never appear, and Config.Trace replaces them (and PDUs) by placeholders.
 //
+// # Tests
+//
+// The tests run the real serial, AT and PDU code over pseudo-terminals:
+// against the simulated modem of package sim, and against a scripted peer
+// that puts bytes on the line at exact points of an exchange (URCs inside
+// answers, late and stale results, late prompts). A real modem is tested
+// only on request, and an SMS is sent only with -modem-send-to:
+//
+//	go test -run TestHardwareModem ./hw/modem/ -modem=/dev/serial/by-id/usb-...-if02-port0 \
+//	    [-modem-pin-file=/etc/mfad/gsm0.pin] [-modem-send-to=+4915112345678]
+//
 // # Benchmarks
 //
 // BenchmarkSend measures sends per second through the real serial, AT and

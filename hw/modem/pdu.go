@@ -9,25 +9,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/warthog618/sms"
-	"github.com/warthog618/sms/encoding/gsm7/charset"
 	"github.com/warthog618/sms/encoding/tpdu"
-)
 
-// The sms module (v0.3.0) builds its GSM 7-bit character tables lazily in
-// package variables without synchronisation, so two goroutines encoding or
-// decoding at once race. Build every table here, before any goroutine of
-// this program runs.
-func init() {
-	charset.DefaultDecoder()
-	charset.DefaultEncoder()
-	charset.DefaultExtEncoder()
-	for nli := charset.Default; nli <= charset.Urdu; nli++ {
-		charset.NewDecoder(nli)
-		charset.NewEncoder(nli)
-		charset.NewExtDecoder(nli)
-		charset.NewExtEncoder(nli)
-	}
-}
+	// The sms module's character tables must be built before any
+	// goroutine encodes or decodes (a data race in sms v0.3.0).
+	_ "github.com/mfad/mfad/internal/gsmtables"
+)
 
 // encoder turns texts into the parts one modem sends. It keeps one
 // sms.Encoder per modem so that concatenated messages get distinct
