@@ -184,7 +184,7 @@ type Lockout struct {
 	// SourceMaxFailures (source_max_failures) failures from one source
 	// (a remote /24 or /64 network, or the local console) within
 	// SourceWindow, for any users, slow that source down before any user
-	// is locked, 1..1000. Default 10.
+	// is locked, 1..1000000 (raise it when many users share one network, e.g. behind NAT). Default 10.
 	SourceMaxFailures int
 	// SourceWindow (source_window) is the span source failures are counted
 	// in, 1m .. 24h. Default 15m.

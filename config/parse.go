@@ -371,7 +371,7 @@ func (b *lockoutBlock) apply(c *checker, l *Lockout) {
 	if n, ok := c.integer(b.HardLimit, "lockout.hard_limit", 10, 100, "a whole number of consecutive failures from 10 to 100"); ok {
 		l.HardLimit = int(n)
 	}
-	if n, ok := c.integer(b.SourceMaxFailures, "lockout.source_max_failures", 1, 1000, "a whole number of failures from 1 to 1000"); ok {
+	if n, ok := c.integer(b.SourceMaxFailures, "lockout.source_max_failures", 1, 1000000, "a whole number of failures from 1 to 1000000"); ok {
 		l.SourceMaxFailures = int(n)
 	}
 	if d, ok := c.duration(b.SourceWindow, "lockout.source_window", time.Minute, 24*time.Hour, 0); ok {

@@ -126,7 +126,7 @@ func Run(o Options) (*Report, error) {
 	cfgPath := filepath.Join(dir, "config.hcl")
 	// A lockout cannot interfere with the throughput measurement: wrong codes
 	// (-fail-ratio) go to users that are never verified with a right code.
-	cfgText := fmt.Sprintf("server {\n  socket = %q\n}\nstorage {\n  dir = %q\n}\nlockout {\n  max_failures = 100\n}\nlog {\n  level = \"warn\"\n}\n",
+	cfgText := fmt.Sprintf("server {\n  socket = %q\n}\nstorage {\n  dir = %q\n}\nlockout {\n  max_failures = 100\n  source_max_failures = 1000000\n  source_window = \"1m\"\n}\nlog {\n  level = \"warn\"\n}\n",
 		socket, filepath.Join(dir, "state"))
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		return nil, err
