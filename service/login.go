@@ -257,6 +257,10 @@ type Verification struct {
 	RememberToken string
 	// Messages are shown to the user on ResultOK (e.g. no recovery codes).
 	Messages []string
+
+	// user is the record the check loaded (and may have updated), reused
+	// by the success path of the same transaction.
+	user *userRecord
 }
 
 // CodeError reports a rejected enrollment code.
@@ -473,15 +477,22 @@ func (s *Service) succeeded(txn *store.Txn, pol config.Policy, lr loginRecord, r
 			return err
 		}
 	}
-	if err := txn.PutTTL(seenKey(req.User, network), seenRecord{Time: now}, pol.KnownFor); err != nil {
-		return err
+	// Known networks only matter to risk-based policies; other logins skip
+	// the write.
+	if pol.Require == "risky" {
+		if err := txn.PutTTL(seenKey(req.User, network), seenRecord{Time: now}, pol.KnownFor); err != nil {
+			return err
+		}
 	}
 	if err := s.cancelRecoveryByLogin(txn, req.User, ev); err != nil {
 		return err
 	}
-	u, _, err := loadUser(txn, req.User)
-	if err != nil {
-		return err
+	u := out.user
+	if u == nil {
+		var err error
+		if u, _, err = loadUser(txn, req.User); err != nil {
+			return err
+		}
 	}
 	if u.Recovery == nil || u.Recovery.Remaining() == 0 {
 		out.Messages = append(out.Messages, noRecoveryMessage)
@@ -515,6 +526,7 @@ func (s *Service) check(txn *store.Txn, req VerifyRequest, tryTOTP, trySMS, tryR
 	if err != nil {
 		return false, "", err
 	}
+	out.user = u
 	if tryTOTP {
 		checked := false
 		for _, f := range u.Factors {
