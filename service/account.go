@@ -280,7 +280,10 @@ func (s *Service) EndBypass(ctx context.Context, c Caller, user string) error {
 
 // accountOverride answers a login that a bypass or an account recovery
 // request decides instead of the policy; ev is nil when neither applies.
-func (s *Service) accountOverride(txn *store.Txn, st Settings, u *userRecord, found bool, c Caller, req LoginRequest) (policy.LoginDecision, *store.Event, error) {
+//
+// changed is set when it wrote anything beyond the login (a request taking
+// effect): the caller must then make the transaction durable.
+func (s *Service) accountOverride(txn *store.Txn, st Settings, u *userRecord, found bool, c Caller, req LoginRequest, changed *bool) (policy.LoginDecision, *store.Event, error) {
 	now := txn.Now()
 	var b bypassRecord
 	if ok, err := txn.Get(bypassKey(req.User), &b); err != nil {
@@ -300,6 +303,7 @@ func (s *Service) accountOverride(txn *store.Txn, st Settings, u *userRecord, fo
 		return policy.LoginDecision{}, nil, err
 	}
 	if rr.Status == RecoveryPending && !now.Before(rr.EffectiveAt) {
+		*changed = true
 		if err := s.takeEffect(txn, st, u, &rr); err != nil {
 			return policy.LoginDecision{}, nil, err
 		}

@@ -89,8 +89,11 @@ func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*
 	network := policy.Network(req.RHost)
 	var out *Login
 	var events []store.Event
-	err = s.db.Update(ctx, func(txn *store.Txn) error {
-		events = events[:0]
+	var changed bool
+	// A login record lost in a crash only expires early, so it does not wait
+	// for the disk; a decision that lets the login in is audited, and waits.
+	err = s.db.UpdateVolatile(ctx, func(txn *store.Txn) error {
+		events, changed = events[:0], false
 		now := txn.Now()
 		rec := loginRecord{ID: id, User: req.User, Service: req.Service, RHost: req.RHost, TTY: req.TTY,
 			Caller: c.UID, Created: now, Expires: now.Add(st.LoginTTL), Policy: pol.Name}
@@ -99,7 +102,7 @@ func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*
 		if err != nil {
 			return err
 		}
-		d, ev, err := s.accountOverride(txn, st, u, found, c, req)
+		d, ev, err := s.accountOverride(txn, st, u, found, c, req, &changed)
 		if err != nil {
 			return err
 		}
@@ -147,6 +150,9 @@ func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*
 		}
 		return txn.PutTTL(loginKey(id), rec, st.LoginTTL)
 	})
+	if err == nil && (len(events) > 0 || changed) {
+		err = s.db.WaitDurable(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}

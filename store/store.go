@@ -302,8 +302,43 @@ func (db *DB) Update(ctx context.Context, fn func(*Txn) error) error {
 	return db.update(ctx, fn)
 }
 
+// UpdateVolatile is Update for writes whose loss in a crash is harmless
+// (a login in progress, which then simply expires): it returns once the
+// transaction committed, without waiting for the disk. The writes are
+// visible to every later transaction at once, and durable once any later
+// Update (or WaitDurable) returns. It saves the fsync wait on hot paths
+// that write such state before the decision that matters.
+func (db *DB) UpdateVolatile(ctx context.Context, fn func(*Txn) error) error {
+	leave, err := db.enter()
+	if err != nil {
+		return err
+	}
+	defer leave()
+	return db.commit(ctx, fn, false)
+}
+
+// WaitDurable returns once every write committed before the call is
+// durable (a group sync that started after the call has finished).
+func (db *DB) WaitDurable(ctx context.Context) error {
+	leave, err := db.enter()
+	if err != nil {
+		return err
+	}
+	defer leave()
+	if db.dir == "" {
+		return nil
+	}
+	return db.syncer.wait(ctx)
+}
+
 // update is Update without the gate, for callers that hold it.
 func (db *DB) update(ctx context.Context, fn func(*Txn) error) error {
+	return db.commit(ctx, fn, true)
+}
+
+// commit runs fn in transactions until one commits, then, when durable is
+// set and it wrote anything, waits for a group sync.
+func (db *DB) commit(ctx context.Context, fn func(*Txn) error, durable bool) error {
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -317,8 +352,8 @@ func (db *DB) update(ctx context.Context, fn func(*Txn) error) error {
 				return nil
 			}
 			db.commits.Add(1)
-			if db.dir == "" {
-				return nil // nothing to sync in memory
+			if db.dir == "" || !durable {
+				return nil // nothing to sync in memory, or not asked to
 			}
 			return db.syncer.wait(ctx)
 		}

@@ -547,3 +547,32 @@ func TestStats(t *testing.T) {
 		t.Errorf("negative sizes: %+v", s)
 	}
 }
+
+// A volatile update is visible at once and becomes durable with the next
+// sync anyone waits for: here WaitDurable, then a reopen finds it.
+func TestUpdateVolatile(t *testing.T) {
+	dir := t.TempDir()
+	db := openTestDB(t, dir)
+	ctx := context.Background()
+	if err := db.UpdateVolatile(ctx, func(txn *Txn) error { return txn.Put(Key("login", "a"), "x") }); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := db.View(func(txn *Txn) error { _, err := txn.Get(Key("login", "a"), &got); return err }); err != nil || got != "x" {
+		t.Fatalf("read after a volatile update: %q, %v", got, err)
+	}
+	if err := db.WaitDurable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.UpdateVolatile(ctx, func(*Txn) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("volatile update on a closed store: %v", err)
+	}
+	db = openTestDB(t, dir)
+	got = ""
+	if err := db.View(func(txn *Txn) error { _, err := txn.Get(Key("login", "a"), &got); return err }); err != nil || got != "x" {
+		t.Fatalf("after reopening: %q, %v", got, err)
+	}
+}
