@@ -12,10 +12,15 @@
 //   - tmpfiles.d/mfad.conf: /etc/mfad and /var/lib/mfad with their owners;
 //   - udev/70-mfad.rules: group access to FIDO security keys (mfad-u2f) and
 //     USB modems (dialout), and /dev/mfad/modem-* links;
+//   - pam.d/: PAM stacks for sshd, sudo and login using pam_mfad.so,
+//     shipped as examples in /usr/share/doc/mfad/examples/pam.d;
 //   - deb/: the Debian package, built with nfpm (run as a tool:
-//     go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2 package -f
+//     make -C pam O=DIR, then go run
+//     github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2 package -f
 //     packaging/deb/nfpm.yaml -p deb -t DIR from the repository root, with
-//     MFAD_BINARY, MFAD_VERSION and MFAD_ARCH set), and its maintainer
+//     MFAD_BINARY, MFAD_PAM_MODULE, MFAD_PAMDIR, MFAD_VERSION and MFAD_ARCH
+//     set; it ships the binary, pam_mfad.so, the units, sysusers, tmpfiles
+//     and udev files, the configuration and the docs), and its maintainer
 //     scripts: create users and directories, generate /etc/mfad/mfad.key on
 //     first install, reload udev, enable (never start) the units; purge
 //     removes the key and the store.
