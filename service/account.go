@@ -110,7 +110,7 @@ func (s *Service) OpenRecoveryRequest(ctx context.Context, c Caller, user, reaso
 	var rr recoveryRequest
 	ev := auditEvent(c, user, "recovery_request.open")
 	err = s.change(ctx, &ev, func(txn *store.Txn) error {
-		_, found, err := loadUser(txn, user)
+		u, found, err := loadUser(txn, user)
 		if err != nil {
 			return err
 		}
@@ -128,6 +128,10 @@ func (s *Service) OpenRecoveryRequest(ctx context.Context, c Caller, user, reaso
 			EffectiveAt: now.Add(st.AccountRecovery.Delay), CancelHash: s.hasher.Hash(canonical), Status: RecoveryPending, LastReminder: now}
 		ev.Result = "ok"
 		ev.Detail = fmt.Sprintf("request %s, action %s, effective %s: %s", id, rr.Action, rr.EffectiveAt.UTC().Format(time.RFC3339), reason)
+		u.RecoveryPending = true
+		if err := saveUser(txn, u); err != nil {
+			return err
+		}
 		return txn.Put(recoveryRequestKey(user), rr)
 	})
 	if err != nil {
@@ -204,6 +208,14 @@ func (s *Service) CancelRecoveryRequest(ctx context.Context, c Caller, user, cod
 		rr.Status, rr.Closed, rr.ClosedHow = RecoveryCancelled, txn.Now(), how
 		ev.Result, ev.Detail = "ok", "request "+rr.ID+" cancelled "+how
 		out = rr.info(user)
+		if u, found, err := loadUser(txn, user); err != nil {
+			return err
+		} else if found && u.RecoveryPending {
+			u.RecoveryPending = false
+			if err := saveUser(txn, u); err != nil {
+				return err
+			}
+		}
 		return txn.Put(recoveryRequestKey(user), rr)
 	})
 	if err != nil {
@@ -218,7 +230,12 @@ func (s *Service) CancelRecoveryRequest(ctx context.Context, c Caller, user, cod
 
 // cancelRecoveryByLogin cancels a pending request when the user proves a
 // factor: whoever asked for the recovery evidently still has one.
-func (s *Service) cancelRecoveryByLogin(txn *store.Txn, user string, ev *store.Event) error {
+func (s *Service) cancelRecoveryByLogin(txn *store.Txn, u *userRecord, ev *store.Event) error {
+	user := u.Name
+	u.RecoveryPending = false
+	if err := saveUser(txn, u); err != nil {
+		return err
+	}
 	var rr recoveryRequest
 	found, err := txn.Get(recoveryRequestKey(user), &rr)
 	if err != nil || !found || rr.Status != RecoveryPending {
@@ -329,6 +346,7 @@ func (s *Service) takeEffect(txn *store.Txn, st Settings, u *userRecord, rr *rec
 	now := txn.Now()
 	ev := auditEvent(Internal, u.Name, "recovery_request.effective")
 	ev.Result = "ok"
+	u.RecoveryPending = false
 	switch rr.Action {
 	case "reset":
 		n := len(u.Factors)
@@ -342,6 +360,9 @@ func (s *Service) takeEffect(txn *store.Txn, st Settings, u *userRecord, rr *rec
 		rr.Status, rr.Closed, rr.ClosedHow = RecoveryDone, now, "factors reset"
 		ev.Detail = fmt.Sprintf("request %s: %d factors and the recovery codes removed", rr.ID, n)
 	default:
+		if err := saveUser(txn, u); err != nil {
+			return err
+		}
 		rr.Status = RecoveryEffective
 		ev.Detail = fmt.Sprintf("request %s: the next login is let in once", rr.ID)
 	}

@@ -490,13 +490,15 @@ func (s *Service) succeeded(txn *store.Txn, pol config.Policy, lr loginRecord, r
 			return err
 		}
 	}
-	if err := s.cancelRecoveryByLogin(txn, req.User, ev); err != nil {
-		return err
-	}
 	u := out.user
 	if u == nil {
 		var err error
 		if u, _, err = loadUser(txn, req.User); err != nil {
+			return err
+		}
+	}
+	if u.RecoveryPending {
+		if err := s.cancelRecoveryByLogin(txn, u, ev); err != nil {
 			return err
 		}
 	}

@@ -39,6 +39,10 @@ type userRecord struct {
 	Recovery *recovery.Set `json:"recovery,omitempty"`
 	// Preferred is the method offered first when usable ("" = strongest).
 	Preferred policy.Method `json:"preferred,omitempty"`
+	// RecoveryPending mirrors an account recovery request waiting for its
+	// delay (rreq/<name>), so that a successful login, which cancels it,
+	// needs no extra read when there is none.
+	RecoveryPending bool `json:"recovery_pending,omitempty"`
 }
 
 // factorRecord is one enrolled factor.
