@@ -181,6 +181,16 @@ func (s *Service) RunSMS(ctx context.Context, workers int) error {
 	}
 	wake := s.smsWakeChan()
 	for {
+		if len(sem) == workers {
+			// Every worker is busy: a finishing one wakes the loop, so do
+			// not rescan the queue meanwhile.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-wake:
+			}
+			continue
+		}
 		due, next, err := s.claimDueSMS(ctx, workers-len(sem))
 		if err != nil {
 			if ctx.Err() != nil {
@@ -256,6 +266,7 @@ func (s *Service) claimDueSMS(ctx context.Context, n int) ([]queuedSMS, time.Dur
 	var due []queuedSMS
 	next := time.Minute
 	var events []store.Event
+	depth := 0
 	err := s.db.Update(ctx, func(txn *store.Txn) error {
 		due, next, events = due[:0], time.Minute, events[:0]
 		now := txn.Now()
@@ -271,6 +282,7 @@ func (s *Service) claimDueSMS(ctx context.Context, n int) ([]queuedSMS, time.Dur
 		if err != nil {
 			return err
 		}
+		depth = len(all)
 		for _, q := range all {
 			switch {
 			case q.Sending:
@@ -306,20 +318,13 @@ func (s *Service) claimDueSMS(ctx context.Context, n int) ([]queuedSMS, time.Dur
 	for _, ev := range events {
 		s.logEvent(ev)
 	}
-	s.Metrics.SMSQueue(s.smsQueueDepth())
+	s.Metrics.SMSQueue(depth)
+	if next == 0 {
+		// More is due than workers were free: a finishing worker wakes
+		// the loop.
+		next = time.Minute
+	}
 	return due, max(next, 10*time.Millisecond), err
-}
-
-// smsQueueDepth counts the queued messages (for metrics).
-func (s *Service) smsQueueDepth() int {
-	n := 0
-	_ = s.db.View(func(txn *store.Txn) error {
-		return txn.Scan(smsQueuePrefix, false, func([]byte, func(any) error) (bool, error) {
-			n++
-			return true, nil
-		})
-	})
-	return n
 }
 
 // deliverSMS sends one claimed message and records the outcome.
