@@ -40,10 +40,18 @@ func weaken(cmd *cobra.Command, g *globals, c context.Context, user, code string
 
 func newFactor(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "factor", Short: "Remove a user's factor"}
+	cmd.AddCommand(newRemoveFactor(g, "remove USER FACTOR", "factor",
+		"Remove one factor (users need a current code of another factor; admins do not, and are audited)"))
+	return cmd
+}
+
+// newRemoveFactor is the verb that removes one factor (what names it in
+// the output), asking self callers for a fresh second-factor code.
+func newRemoveFactor(g *globals, use, what, short string) *cobra.Command {
 	var code string
 	remove := &cobra.Command{
-		Use:   "remove USER FACTOR",
-		Short: "Remove one factor (users need a current code of another factor; admins do not, and are audited)",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, cancel := ctx()
@@ -53,13 +61,12 @@ func newFactor(g *globals) *cobra.Command {
 				return err
 			}
 			return g.output(cmd.OutOrStdout(), wire.ConfirmResponse{Result: "ok"}, func() {
-				fmt.Fprintf(cmd.OutOrStdout(), "factor %s removed\n", args[1])
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s removed\n", what, args[1])
 			})
 		},
 	}
 	remove.Flags().StringVar(&code, "code", "", "a current second-factor code, proving it is you")
-	cmd.AddCommand(remove)
-	return cmd
+	return remove
 }
 
 func newDevice(g *globals) *cobra.Command {

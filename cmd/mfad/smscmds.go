@@ -10,8 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mfad/mfad/api/wire"
-	"github.com/mfad/mfad/client"
 	"github.com/mfad/mfad/sim"
 )
 
@@ -74,24 +72,8 @@ func newPhone(g *globals) *cobra.Command {
 			})
 		},
 	}
-	var code string
-	remove := &cobra.Command{
-		Use:   "remove USER PHONE",
-		Short: "Remove a phone (users need a current code of a factor; admins do not, and the user's phones are told)",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, cancel := ctx()
-			defer cancel()
-			err := weaken(cmd, g, c, args[0], code, func(cl *client.Client) error { return cl.DeleteFactor(c, args[0], args[1]) })
-			if err != nil {
-				return err
-			}
-			return g.output(cmd.OutOrStdout(), wire.ConfirmResponse{Result: "ok"}, func() {
-				fmt.Fprintf(cmd.OutOrStdout(), "phone %s removed\n", args[1])
-			})
-		},
-	}
-	remove.Flags().StringVar(&code, "code", "", "a current second-factor code, proving it is you")
+	remove := newRemoveFactor(g, "remove USER PHONE", "phone",
+		"Remove a phone (users need a current code of a factor; admins do not, and the user's phones are told)")
 	cmd.AddCommand(add, confirm, remove)
 	return cmd
 }
