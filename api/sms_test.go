@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -294,4 +295,65 @@ func TestSMSFailoverAcrossModems(t *testing.T) {
 	mods[0].Reset()
 	mods[0].Wedge(true)
 	check("wedged modem")
+}
+
+// Many phones enrolled at once through one modem: every confirmation
+// message reaches its phone exactly once, whether a free worker took it
+// straight from its request or it waited in the queue, and every code
+// confirms its phone.
+func TestSMSConcurrentEnrollmentsOneModem(t *testing.T) {
+	s := newStack(t)
+	mods := s.withModems(t, 1)
+	st := s.svc.Settings()
+	st.SMS.GlobalHourly = 1000
+	s.svc.SetSettings(st)
+	const n, clients = 24, 6
+	number := func(i int) string { return fmt.Sprintf("+4479112%05d", i) }
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			for i := c; i < n; i += clients {
+				user := fmt.Sprintf("u%02d", i)
+				r, err := s.cl.EnrollPhone(ctx, user, number(i), "mobile")
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", user, err)
+					return
+				}
+				wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				msg, err := mods[0].WaitSMS(wctx, number(i))
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", user, err)
+					return
+				}
+				if _, err := s.cl.ConfirmPhone(ctx, user, r.FactorID, smsCodeRE.FindString(msg.Text)); err != nil {
+					errs <- fmt.Errorf("%s: confirming: %w", user, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Let a duplicate, if any, arrive.
+	time.Sleep(100 * time.Millisecond)
+	per := map[string]int{}
+	for _, m := range mods[0].Inbox() {
+		per[m.To]++
+	}
+	for i := range n {
+		if per[number(i)] != 1 {
+			t.Errorf("%s received %d messages, want 1", number(i), per[number(i)])
+		}
+	}
+	if len(per) != n {
+		t.Errorf("messages went to %d numbers, want %d", len(per), n)
+	}
 }

@@ -170,8 +170,10 @@ func (s *Service) EnrollPhone(ctx context.Context, c Caller, user, number, label
 	ev := auditEvent(c, user, "phone.enroll")
 	ev.Method, ev.Detail = "sms", "factor "+id+" "+out.Masked
 	var limited error
+	h := s.reserveSMSWorker()
 	err = s.change(ctx, &ev, func(txn *store.Txn) error {
 		limited = nil
+		h.reset()
 		u, _, err := loadUser(txn, user)
 		if err != nil {
 			return err
@@ -200,15 +202,15 @@ func (s *Service) EnrollPhone(ctx context.Context, c Caller, user, number, label
 			return err
 		}
 		ev.Result = "pending"
-		return s.enqueueSMS(txn, user, "confirm", e164, st.smsText(code), out.Expires)
+		return s.enqueueSMS(txn, h, user, "confirm", e164, st.smsText(code), out.Expires)
 	})
+	s.startSMS(h, err)
 	if err != nil {
 		return nil, err
 	}
 	if limited != nil {
 		return nil, limited
 	}
-	s.wakeSMS()
 	return out, nil
 }
 
@@ -300,8 +302,10 @@ func (s *Service) SendLoginSMS(ctx context.Context, c Caller, loginID, phoneID s
 	var limited error
 	ev := auditEvent(c, "", "sms.login")
 	ev.Method = "sms"
+	h := s.reserveSMSWorker()
 	err = s.change(ctx, &ev, func(txn *store.Txn) error {
 		out, limited = nil, nil
+		h.reset()
 		var lr loginRecord
 		found, err := txn.Get(loginKey(loginID), &lr)
 		if err != nil {
@@ -340,15 +344,15 @@ func (s *Service) SendLoginSMS(ctx context.Context, c Caller, loginID, phoneID s
 		}
 		out = &LoginSMS{Masked: MaskPhone(phone.Phone.Number), Expires: expires}
 		ev.Result, ev.Detail = "queued", "login "+loginID+" to "+out.Masked
-		return s.enqueueSMS(txn, lr.User, "login", phone.Phone.Number, st.smsText(code), expires)
+		return s.enqueueSMS(txn, h, lr.User, "login", phone.Phone.Number, st.smsText(code), expires)
 	})
+	s.startSMS(h, err)
 	if err != nil {
 		return nil, err
 	}
 	if limited != nil {
 		return nil, limited
 	}
-	s.wakeSMS()
 	return out, nil
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mfad/mfad/store"
@@ -121,8 +123,10 @@ func (s *Service) smsAllowed(txn *store.Txn, st Settings, user, number string, e
 	return nil
 }
 
-// enqueueSMS accepts a message into the durable queue in txn.
-func (s *Service) enqueueSMS(txn *store.Txn, user, purpose, to, text string, deadline time.Time) error {
+// enqueueSMS accepts a message into the durable queue in txn. With a
+// handoff (see reserveSMSWorker) not yet used in txn, the message is
+// recorded as claimed by the reserved worker, its first attempt begun.
+func (s *Service) enqueueSMS(txn *store.Txn, h *smsHandoff, user, purpose, to, text string, deadline time.Time) error {
 	now := txn.Now()
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -130,6 +134,13 @@ func (s *Service) enqueueSMS(txn *store.Txn, user, purpose, to, text string, dea
 	}
 	id := fmt.Sprintf("%016x%s", now.UnixNano(), hex.EncodeToString(b[:]))
 	q := queuedSMS{ID: id, User: user, Purpose: purpose, To: to, Text: text, Created: now, Deadline: deadline, NextAttempt: now}
+	if h != nil && h.run != nil && h.q == nil {
+		q.Sending, q.Attempts = true, 1
+		h.q = &q
+	}
+	if h != nil {
+		h.queued++
+	}
 	return txn.PutTTL(smsQueueKey(id), q, max(deadline.Sub(now), time.Second)+time.Hour)
 }
 
@@ -137,6 +148,21 @@ func (s *Service) enqueueSMS(txn *store.Txn, user, purpose, to, text string, dea
 type smsState struct {
 	once sync.Once
 	wake chan struct{}
+
+	mu  sync.Mutex
+	run *smsRun // set while RunSMS runs
+	// backlog is set while a queued message may be due with no worker
+	// on it: new messages then queue behind it instead of being handed
+	// to a free worker directly.
+	backlog atomic.Bool
+}
+
+// smsRun is one RunSMS: its context and its workers. A worker holds one of
+// slots while it sends.
+type smsRun struct {
+	ctx   context.Context
+	slots chan struct{}
+	wg    sync.WaitGroup
 }
 
 func (s *Service) smsWakeChan() chan struct{} {
@@ -144,11 +170,116 @@ func (s *Service) smsWakeChan() chan struct{} {
 	return s.sms.wake
 }
 
-// wakeSMS tells the dispatcher that a message was queued.
+// wakeSMS tells the dispatcher to look at the queue.
 func (s *Service) wakeSMS() {
 	select {
 	case s.smsWakeChan() <- struct{}{}:
 	default:
+	}
+}
+
+// smsHandoff is a worker reserved by a request that is about to queue
+// messages. The queueing transaction records the first message as claimed
+// (enqueueSMS), and once that transaction is durable the message goes
+// straight to the worker (startSMS). This spares the message the
+// dispatcher's own claim, a second transaction with its fsync, on the way
+// from the request to the modem. Durability is unchanged: the message is
+// claimed on disk before its send starts, as a claim by the dispatcher
+// would leave it.
+//
+// A transaction function that queues messages calls reset first (it may
+// run more than once) and passes the handoff to enqueueSMS.
+type smsHandoff struct {
+	run    *smsRun    // nil: no worker was free
+	q      *queuedSMS // the claimed message
+	queued int        // messages queued in the transaction
+}
+
+// reserveSMSWorker reserves a worker for the first message the caller is
+// about to queue, when the dispatcher runs, a worker is free and no older
+// message waits for one (a new message must not overtake them). The caller
+// must pass the result to startSMS.
+func (s *Service) reserveSMSWorker() *smsHandoff {
+	h := &smsHandoff{}
+	if s.sms.backlog.Load() {
+		return h
+	}
+	s.sms.mu.Lock()
+	defer s.sms.mu.Unlock()
+	r := s.sms.run
+	if r == nil {
+		return h
+	}
+	select {
+	case r.slots <- struct{}{}:
+		// Counted under mu, while the run is current: RunSMS waits for
+		// its workers only after it cleared s.sms.run under mu.
+		r.wg.Add(1)
+		h.run = r
+	default:
+	}
+	return h
+}
+
+// reset forgets what an earlier run of a transaction function queued.
+func (h *smsHandoff) reset() { h.q, h.queued = nil, 0 }
+
+// startSMS follows the transaction that queued h's messages, which ended
+// with err. The reserved worker sends the claimed message now, and the
+// dispatcher is told about any other; an unused worker is given back.
+//
+// An error does not prove that nothing was queued: the commit may have
+// gone through and only the wait for the disk failed or been cancelled
+// (the client went away). A claimed message that is in the store is
+// still sent, once it is durable, or it would stay claimed by nobody.
+func (s *Service) startSMS(h *smsHandoff, err error) {
+	handed := 0
+	if h.run != nil {
+		r, q := h.run, h.q
+		h.run = nil
+		if q != nil && err != nil {
+			found := false
+			if verr := s.db.View(func(txn *store.Txn) error {
+				var err error
+				found, err = txn.Get(smsQueueKey(q.ID), new(queuedSMS))
+				return err
+			}); verr != nil || !found {
+				q = nil
+			}
+		}
+		if q == nil {
+			<-r.slots
+			r.wg.Done()
+		} else {
+			handed = 1
+			msg, synced := *q, err == nil
+			go func() {
+				if !synced {
+					if err := s.db.WaitDurable(r.ctx); err != nil {
+						// Claimed on disk, perhaps not durably: the next
+						// start sends it again, audited as such.
+						s.log.Error("sms not sent: the store could not make it durable", "msg", msg.ID, "err", err)
+						s.smsWorkerDone(r, false)
+						return
+					}
+				}
+				s.smsWorkerDone(r, s.deliverSMS(r.ctx, msg))
+			}()
+		}
+	}
+	if h.queued > handed {
+		s.sms.backlog.Store(true)
+		s.wakeSMS()
+	}
+}
+
+// smsWorkerDone gives a worker's slot back. The dispatcher is woken when
+// messages wait for a worker, or to time the retry of the worker's message.
+func (s *Service) smsWorkerDone(r *smsRun, retry bool) {
+	<-r.slots
+	r.wg.Done()
+	if retry || s.sms.backlog.Load() {
+		s.wakeSMS()
 	}
 }
 
@@ -168,44 +299,76 @@ func smsRetryBackoff(attempts int) time.Duration {
 // restart are sent after it unless expired; a message the daemon was in the
 // middle of sending when it stopped is sent again, audited as a possible
 // duplicate. workers bounds the sends in progress (one per modem is right).
+// A message accepted while a worker is free and no other waits goes to that
+// worker straight from its request (see smsHandoff); the others wait in the
+// queue, oldest first, for the dispatcher to hand them out.
 func (s *Service) RunSMS(ctx context.Context, workers int) error {
 	if s.SMS == nil {
 		return ErrSMSUnavailable
 	}
 	workers = max(workers, 1)
-	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	if err := s.recoverSMSQueue(ctx); err != nil {
 		return err
 	}
+	r := &smsRun{ctx: ctx, slots: make(chan struct{}, workers)}
+	s.sms.mu.Lock()
+	if s.sms.run != nil {
+		s.sms.mu.Unlock()
+		return errors.New("the sms dispatcher is already running")
+	}
+	s.sms.run = r
+	s.sms.mu.Unlock()
+	defer func() {
+		s.sms.mu.Lock()
+		s.sms.run = nil
+		s.sms.mu.Unlock()
+		r.wg.Wait()
+	}()
+	// Whatever the queue holds from before the start is due.
+	s.sms.backlog.Store(true)
 	wake := s.smsWakeChan()
 	for {
-		if len(sem) == workers {
-			// Every worker is busy: a finishing one wakes the loop, so do
-			// not rescan the queue meanwhile.
+		// Take the free workers for the scan; what it does not need goes
+		// back afterwards.
+		free := 0
+	take:
+		for free < workers {
 			select {
-			case <-ctx.Done():
-				return nil
-			case <-wake:
+			case r.slots <- struct{}{}:
+				free++
+			default:
+				break take
 			}
-			continue
 		}
-		due, next, err := s.claimDueSMS(ctx, workers-len(sem))
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		next := time.Minute
+		if free == 0 {
+			// Every worker is busy: a finishing one wakes the loop (it
+			// sees the backlog), so do not rescan the queue meanwhile.
+			s.sms.backlog.Store(true)
+			if len(r.slots) < workers {
+				// One finished before the store, without seeing it.
+				continue
 			}
-			s.log.Error("reading the sms queue failed", "err", err)
-			next = time.Second
-		}
-		for _, m := range due {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done(); s.wakeSMS() }()
-				s.deliverSMS(ctx, m)
-			}()
+		} else {
+			due, n, err := s.claimDueSMS(ctx, free)
+			next = n
+			if err != nil {
+				if ctx.Err() != nil {
+					for range free {
+						<-r.slots
+					}
+					return nil
+				}
+				s.log.Error("reading the sms queue failed", "err", err)
+				next = time.Second
+			}
+			for _, m := range due {
+				r.wg.Add(1)
+				go func() { s.smsWorkerDone(r, s.deliverSMS(ctx, m)) }()
+			}
+			for range free - len(due) {
+				<-r.slots
+			}
 		}
 		timer := time.NewTimer(next)
 		select {
@@ -214,6 +377,8 @@ func (s *Service) RunSMS(ctx context.Context, workers int) error {
 			return nil
 		case <-wake:
 		case <-timer.C:
+			// A retry may have come due.
+			s.sms.backlog.Store(true)
 		}
 		timer.Stop()
 	}
@@ -319,16 +484,20 @@ func (s *Service) claimDueSMS(ctx context.Context, n int) ([]queuedSMS, time.Dur
 		s.logEvent(ev)
 	}
 	s.Metrics.SMSQueue(depth)
+	if err == nil {
+		// With more due than workers were free, a finishing worker wakes
+		// the loop, and new messages queue behind the waiting ones.
+		s.sms.backlog.Store(next == 0)
+	}
 	if next == 0 {
-		// More is due than workers were free: a finishing worker wakes
-		// the loop.
 		next = time.Minute
 	}
 	return due, max(next, 10*time.Millisecond), err
 }
 
-// deliverSMS sends one claimed message and records the outcome.
-func (s *Service) deliverSMS(ctx context.Context, q queuedSMS) {
+// deliverSMS sends one claimed message and records the outcome. It
+// reports whether the message was put back in the queue for a retry.
+func (s *Service) deliverSMS(ctx context.Context, q queuedSMS) (retry bool) {
 	// The deadline is on the service's clock; contexts run on the wall clock.
 	sctx, cancel := context.WithTimeout(ctx, max(q.Deadline.Sub(s.now()), time.Second))
 	rep, err := s.SMS.SendSMS(sctx, q.ID, q.To, q.Text)
@@ -336,7 +505,7 @@ func (s *Service) deliverSMS(ctx context.Context, q queuedSMS) {
 	if ctx.Err() != nil && rep.Outcome != SMSSent {
 		// Shutting down: leave the message to the next start (it is marked
 		// as being sent, so it will be sent again and audited as such).
-		return
+		return false
 	}
 	s.Metrics.SMSSend(rep.Modem, string(rep.Outcome))
 	masked := MaskPhone(q.To)
@@ -390,6 +559,7 @@ func (s *Service) deliverSMS(ctx context.Context, q queuedSMS) {
 	if err != nil {
 		s.log.Error("recording an sms outcome failed", "msg", q.ID, "err", err)
 	}
+	return resched != nil && err == nil
 }
 
 // RecordDelivery records a delivery report (+CDS) from modem for the part
@@ -463,8 +633,10 @@ func (s *Service) Notify(ctx context.Context, user, text string) (int, error) {
 		return 0, nil
 	}
 	n := 0
+	h := s.reserveSMSWorker()
 	err := s.db.Update(ctx, func(txn *store.Txn) error {
 		n = 0
+		h.reset()
 		u, found, err := loadUser(txn, user)
 		if err != nil || !found {
 			return err
@@ -474,16 +646,14 @@ func (s *Service) Notify(ctx context.Context, user, text string) (int, error) {
 			if f.Phone == nil || f.Status != StatusActive {
 				continue
 			}
-			if err := s.enqueueSMS(txn, user, "notice", f.Phone.Number, text, deadline); err != nil {
+			if err := s.enqueueSMS(txn, h, user, "notice", f.Phone.Number, text, deadline); err != nil {
 				return err
 			}
 			n++
 		}
 		return nil
 	})
-	if err == nil && n > 0 {
-		s.wakeSMS()
-	}
+	s.startSMS(h, err)
 	return n, err
 }
 
