@@ -426,56 +426,65 @@ func (s *Service) recoverSMSQueue(ctx context.Context) error {
 
 // claimDueSMS marks up to n due messages as being sent and returns them,
 // with the wait until the next one is due. Expired messages are dropped,
-// audited.
+// audited. Messages are taken oldest first, and the scan decodes no message
+// past the first due one it must leave for a later pass, so that a deep
+// queue costs a pass little more than the messages it takes.
 func (s *Service) claimDueSMS(ctx context.Context, n int) ([]queuedSMS, time.Duration, error) {
 	var due []queuedSMS
 	next := time.Minute
 	var events []store.Event
 	depth := 0
 	err := s.db.Update(ctx, func(txn *store.Txn) error {
-		due, next, events = due[:0], time.Minute, events[:0]
+		due, next, events, depth = due[:0], time.Minute, events[:0], 0
 		now := txn.Now()
-		var all []queuedSMS
+		var expired []queuedSMS
+		more := false // a due message is left for a later pass
 		err := txn.Scan(smsQueuePrefix, false, func(_ []byte, val func(any) error) (bool, error) {
+			depth++
+			if more {
+				return true, nil // counted, for the queue depth
+			}
 			var q queuedSMS
 			if err := val(&q); err != nil {
 				return false, err
 			}
-			all = append(all, q)
+			switch {
+			case q.Sending:
+			case !now.Before(q.Deadline):
+				expired = append(expired, q)
+			case now.Before(q.NextAttempt):
+				next = min(next, q.NextAttempt.Sub(now))
+			case len(due) < n:
+				due = append(due, q)
+			default:
+				more, next = true, 0
+			}
 			return true, nil
 		})
 		if err != nil {
 			return err
 		}
-		depth = len(all)
-		for _, q := range all {
-			switch {
-			case q.Sending:
-			case !now.Before(q.Deadline):
-				if err := txn.Delete(smsQueueKey(q.ID)); err != nil {
-					return err
-				}
-				ev := auditEvent(Internal, q.User, "sms.expired")
-				ev.Method, ev.Result = "sms", "fail"
-				ev.Detail = fmt.Sprintf("message %s (%s) to %s expired after %d attempts", q.ID, q.Purpose, MaskPhone(q.To), q.Attempts)
-				if q.LastError != "" {
-					ev.Detail += ": " + q.LastError
-				}
-				if err := txn.Audit(ev, s.Settings().AuditRetention); err != nil {
-					return err
-				}
-				events = append(events, ev)
-			case now.Before(q.NextAttempt):
-				next = min(next, q.NextAttempt.Sub(now))
-			case len(due) < n:
-				q.Sending = true
-				q.Attempts++
-				if err := txn.PutTTL(smsQueueKey(q.ID), q, max(q.Deadline.Sub(now), time.Second)+time.Hour); err != nil {
-					return err
-				}
-				due = append(due, q)
-			default:
-				next = 0
+		for _, q := range expired {
+			if err := txn.Delete(smsQueueKey(q.ID)); err != nil {
+				return err
+			}
+			ev := auditEvent(Internal, q.User, "sms.expired")
+			ev.Method, ev.Result = "sms", "fail"
+			ev.Detail = fmt.Sprintf("message %s (%s) to %s expired after %d attempts", q.ID, q.Purpose, MaskPhone(q.To), q.Attempts)
+			if q.LastError != "" {
+				ev.Detail += ": " + q.LastError
+			}
+			if err := txn.Audit(ev, s.Settings().AuditRetention); err != nil {
+				return err
+			}
+			events = append(events, ev)
+		}
+		depth -= len(expired)
+		for i := range due {
+			due[i].Sending = true
+			due[i].Attempts++
+			if err := txn.PutTTL(smsQueueKey(due[i].ID), due[i], max(due[i].Deadline.Sub(now), time.Second)+time.Hour); err != nil {
+				return err
 			}
 		}
 		return nil

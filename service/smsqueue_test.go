@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mfad/mfad/config"
+	"github.com/mfad/mfad/internal/testenv"
 	"github.com/mfad/mfad/service"
 	"github.com/mfad/mfad/store"
 )
@@ -75,8 +77,14 @@ func (g *gatedSender) count() (numbers, messages int) {
 // limits, with the dispatcher running workers workers over snd.
 func smsService(t *testing.T, snd service.SMSSender, workers int) *service.Service {
 	t.Helper()
+	return smsServiceClock(t, snd, workers, nil)
+}
+
+// smsServiceClock is smsService on the clock now (the real one when nil).
+func smsServiceClock(t *testing.T, snd service.SMSSender, workers int, now func() time.Time) *service.Service {
+	t.Helper()
 	master := bytes.Repeat([]byte{5}, 32)
-	db, err := store.Open(store.Options{Dir: t.TempDir(), MasterKey: master})
+	db, err := store.Open(store.Options{Dir: t.TempDir(), MasterKey: master, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +95,7 @@ func smsService(t *testing.T, snd service.SMSSender, workers int) *service.Servi
 		t.Fatal(err)
 	}
 	svc.SMS = snd
+	svc.Now = now
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = svc.RunSMS(ctx, workers) }()
@@ -242,5 +251,46 @@ func TestSMSQueueRequestCancelledAfterCommitStillSent(t *testing.T) {
 	defer snd.mu.Unlock()
 	if snd.sent[phoneNumber(7)] != 1 || snd.sent[phoneNumber(8)] != 1 {
 		t.Fatalf("sends: %v", snd.sent)
+	}
+}
+
+// A message that waits in the queue past its code's expiry is dropped
+// unsent and audited, and the messages behind it still go out.
+func TestSMSQueueExpiredMessageDropped(t *testing.T) {
+	clk := testenv.NewClock(time.Now())
+	snd := newGatedSender()
+	snd.gate = make(chan struct{})
+	snd.started = make(chan string, 16)
+	svc := smsServiceClock(t, snd, 1, clk.Now)
+	ctx := context.Background()
+	enroll := func(i int) {
+		t.Helper()
+		if _, err := svc.EnrollPhone(ctx, service.Internal, fmt.Sprintf("user%03d", i), phoneNumber(i), "mobile"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enroll(0)
+	<-snd.started
+	enroll(1) // waits behind the busy worker
+	clk.Add(svc.Settings().SMS.CodeTTL - time.Second)
+	enroll(2) // waits too, and expires a second after the first
+	clk.Add(2 * time.Second)
+	close(snd.gate)
+	waitFor(t, "the second message", func() bool { _, m := snd.count(); return m == 2 })
+	time.Sleep(50 * time.Millisecond) // let a wrong send show
+	snd.mu.Lock()
+	if snd.sent[phoneNumber(1)] != 0 || snd.sent[phoneNumber(2)] != 1 {
+		t.Errorf("sends: %v; want the expired message to %s dropped", snd.sent, phoneNumber(1))
+	}
+	snd.mu.Unlock()
+	evs, err := svc.Audit(store.AuditQuery{Action: "sms.expired"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].User != "user001" || evs[0].Result != "fail" {
+		t.Fatalf("sms.expired events: %+v", evs)
+	}
+	if strings.Contains(evs[0].Detail, phoneNumber(1)) {
+		t.Errorf("the audit shows the full number: %q", evs[0].Detail)
 	}
 }
