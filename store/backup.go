@@ -171,6 +171,7 @@ func (db *DB) replaceContent(tmp *badger.DB) error {
 	if err := copyBadger(tmp, db.bdb); err != nil {
 		return fmt.Errorf("loading data: %w", err)
 	}
+	db.vlogMaybeDirty.Store(true) // Load may have written the value log
 	if err := db.syncRound(); err != nil {
 		return fmt.Errorf("syncing: %w", err)
 	}

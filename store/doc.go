@@ -35,14 +35,22 @@
 // must treat such an error as "outcome unknown" and fail closed. A sync error is
 // returned to every waiter of that round and logged.
 //
-// A sync round calls badger's DB.Sync, which syncs (msync) only the write-ahead
-// log of the active memtable and the active value log file. A memtable (or value
+// A sync round makes the write-ahead log (WAL) of the active memtable durable
+// with one fdatasync, through a descriptor the store keeps open for it. That
+// is enough because Badger puts values below its ValueThreshold (256 KB, far
+// above any mfad record) in the WAL and the LSM tree, never in the value log.
+// A transaction that writes a larger value marks the value log as possibly
+// dirty, and the next round calls Badger's DB.Sync instead, which syncs
+// (msync) the active WAL and the active value log file. A round notices
+// that Badger moved to a new WAL (the next file number exists, or the file
+// it keeps open was deleted after a flush) with a stat or two, and lists the
+// directory only then, and at the first round after Open. A memtable (or value
 // log file) that was rotated out between a commit and the sync round would
 // otherwise only become durable when Badger flushes it to an SST table, which
 // happens asynchronously and is not waited for; Badger does not sync a WAL when
-// it rotates it. To close that window, each round then fsyncs every
+// it rotates it. To close that window, every listing fsyncs each
 // no-longer-active memtable WAL (*.mem) and value log file (*.vlog) in the
-// database directory that it has not synced before, and the directory itself
+// database directory that was not synced before, and the directory itself
 // when a new one appeared. Badger never writes to those files again after
 // rotation, and fsync on a separate descriptor also writes back pages Badger
 // modified through its memory mapping. A WAL that disappeared was flushed:

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // syncer implements group commit: committers wait for a sync round that starts
@@ -42,6 +44,10 @@ type syncer struct {
 	// them.
 	synced map[string]bool
 	active string
+	// mem is the active memtable WAL, number memID, as of the last listing,
+	// kept open for syncActive.
+	mem   *os.File
+	memID uint64
 }
 
 // syncRound is one sync; done is closed once err is set.
@@ -205,7 +211,65 @@ func (s *syncer) syncRotated(dir string) error {
 		}
 		s.active = active
 	}
+	if id, ok := newest[".mem"]; ok && (s.mem == nil || id != s.memID) {
+		f, err := os.Open(filepath.Join(dir, memFileName(id)))
+		if err != nil {
+			return fmt.Errorf("opening the active memtable log: %w", err)
+		}
+		if s.mem != nil {
+			s.mem.Close()
+		}
+		s.mem, s.memID = f, id
+	}
 	return nil
+}
+
+// memFileName is the name Badger gives memtable WAL number id.
+func memFileName(id uint64) string { return fmt.Sprintf("%05d.mem", id) }
+
+// syncActive makes every commit durable while the value log holds nothing
+// unsynced: it fdatasyncs the active memtable WAL through the descriptor
+// kept open (a separate descriptor also writes back the pages Badger wrote
+// through its mapping). When Badger has moved to a newer WAL since the last
+// listing (the next number exists, or the file kept open was deleted after
+// a flush) it lists the directory first, as syncRotated, which syncs the
+// WALs rotated out meanwhile and opens the new active one. Either check is
+// a system call or two; the listing is done only when needed.
+func (s *syncer) syncActive(dir string) error {
+	if s.mem == nil || s.rotated(dir) {
+		if err := s.syncRotated(dir); err != nil {
+			return err
+		}
+		if s.mem == nil {
+			return errors.New("no memtable log in the database directory")
+		}
+	}
+	if err := unix.Fdatasync(int(s.mem.Fd())); err != nil {
+		return fmt.Errorf("syncing the memtable log: %w", err)
+	}
+	return nil
+}
+
+// rotated reports whether the WAL kept open is no longer the active one.
+func (s *syncer) rotated(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, memFileName(s.memID+1))); err == nil {
+		return true
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(s.mem.Fd()), &st); err != nil || st.Nlink == 0 {
+		return true
+	}
+	return false
+}
+
+// close releases the descriptor of the active WAL.
+func (s *syncer) close() error {
+	if s.mem == nil {
+		return nil
+	}
+	err := s.mem.Close()
+	s.mem = nil
+	return err
 }
 
 // fsyncFile fsyncs the file at path; a file that no longer exists is fine.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -244,5 +245,107 @@ func TestSyncAcrossMemtableRotation(t *testing.T) {
 	}
 	if n != txns*perTxn {
 		t.Errorf("%d keys after reopen, want %d", n, txns*perTxn)
+	}
+}
+
+// TestSyncActiveFollowsRotation checks how a round finds the active WAL
+// without listing the directory: it keeps the newest one open and looks
+// for its successor, or for it having been deleted after a flush.
+func TestSyncActiveFollowsRotation(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("data"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("00001.mem")
+	write("00002.mem")
+	write("000001.vlog")
+	s := &syncer{synced: map[string]bool{}}
+	defer s.close()
+	check := func(step string, wantID uint64, wantSynced string) {
+		t.Helper()
+		if err := s.syncActive(dir); err != nil {
+			t.Fatalf("%s: syncActive: %v", step, err)
+		}
+		if s.memID != wantID {
+			t.Errorf("%s: active WAL %d, want %d", step, s.memID, wantID)
+		}
+		var names []string
+		for n := range s.synced {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		if got := strings.Join(names, " "); got != wantSynced {
+			t.Errorf("%s: rotated logs synced: %q, want %q", step, got, wantSynced)
+		}
+	}
+	check("first round lists the directory", 2, "00001.mem")
+	if s.rotated(dir) {
+		t.Fatal("rotated with no newer WAL")
+	}
+	write("00003.mem")
+	check("successor appears", 3, "00001.mem 00002.mem")
+	// Two rotations and a flush between rounds: 00004 came and went,
+	// 00003 was flushed and deleted, 00005 is active.
+	for _, n := range []string{"00001.mem", "00002.mem", "00003.mem"} {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("00005.mem")
+	if !s.rotated(dir) {
+		t.Fatal("a deleted active WAL not taken for a rotation")
+	}
+	check("kept file deleted", 5, "")
+}
+
+// TestLargeValueSyncsValueLog checks that rounds skip the value log until a
+// value large enough for it is committed, and that the next round then
+// syncs it; the value survives a reopen.
+func TestLargeValueSyncsValueLog(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(Options{Dir: dir, MasterKey: testMasterKey(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	put := func(key string, v any) {
+		t.Helper()
+		if err := db.Update(ctx, func(tx *Txn) error { return tx.Put(Key("t", key), v) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("warm", "up") // the first round after Open is a full one
+	full := db.fullSyncs.Load()
+	for i := range 10 {
+		put(fmt.Sprint("small", i), strings.Repeat("x", 1000))
+	}
+	if got := db.fullSyncs.Load(); got != full {
+		t.Fatalf("%d full syncs for small values, want none", got-full)
+	}
+	big := strings.Repeat("y", valueThreshold)
+	put("big", big)
+	if got := db.fullSyncs.Load(); got != full+1 {
+		t.Fatalf("%d full syncs after a value-log write, want 1", got-full)
+	}
+	put("after", "small")
+	if got := db.fullSyncs.Load(); got != full+1 {
+		t.Fatalf("the value log synced again without a new write to it")
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTestDB(t, dir)
+	var got string
+	if err := db.View(func(tx *Txn) error {
+		found, err := tx.Get(Key("t", "big"), &got)
+		if !found && err == nil {
+			err = errors.New("not found")
+		}
+		return err
+	}); err != nil || got != big {
+		t.Fatalf("large value after reopen: %d bytes, %v", len(got), err)
 	}
 }

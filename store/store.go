@@ -80,9 +80,13 @@ type DB struct {
 	version   int
 	migs      []Migration
 
-	syncer   *syncer
-	auditSeq atomic.Uint32
-	commits  atomic.Uint64
+	syncer *syncer
+	// vlogMaybeDirty is set while the value log may hold writes that no
+	// sync round covered (see syncRound).
+	vlogMaybeDirty atomic.Bool
+	fullSyncs      atomic.Uint64 // rounds that synced the value log too
+	auditSeq       atomic.Uint32
+	commits        atomic.Uint64
 
 	// gate is held shared by every operation and exclusively by Restore and
 	// Close; closed is guarded by it.
@@ -97,6 +101,13 @@ type Stats struct {
 	Commits   uint64 // write transactions committed by Update since Open
 	Syncs     uint64 // sync rounds run since Open
 }
+
+// valueThreshold is Badger's ValueThreshold: values of this size or more
+// go to the value log; smaller ones live in the LSM tree and, until a
+// memtable is flushed, in its WAL. It must stay below 15% of the memtable.
+// None of mfad's records comes near it; Txn.set notes one that does, so
+// that the next sync round syncs the value log too.
+const valueThreshold = 256 << 10
 
 // restoreMarker is the file that marks a directory whose restore is in progress.
 const restoreMarker = "mfad-restore-incomplete"
@@ -120,9 +131,11 @@ func Open(opts Options) (*DB, error) {
 		return nil, err
 	}
 	db.bdb = bdb
+	db.vlogMaybeDirty.Store(true) // the first round syncs everything
 	db.syncer = newSyncer(db.syncRound, db.log, opts.beforeSync, opts.onSyncWait)
 	if err := db.migrate(); err != nil {
 		db.syncer.stop()
+		db.syncer.close()
 		bdb.Close()
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
@@ -207,7 +220,7 @@ func badgerOptions(dir string, key []byte, logger *slog.Logger) badger.Options {
 		WithNumMemtables(2).
 		// Must stay below 15% of the memtable; values this large (none in
 		// practice) go to the value log instead of the LSM tree.
-		WithValueThreshold(256 << 10).
+		WithValueThreshold(valueThreshold).
 		// Decrypted, decompressed 4 KB blocks (default 256 MB). Mandatory with
 		// encryption; the hot set of an MFA daemon is small.
 		WithBlockCacheSize(4 << 20).
@@ -251,7 +264,9 @@ func (db *DB) Close() error {
 func (db *DB) closeLocked() error {
 	db.closed = true
 	db.syncer.stop()
+	db.vlogMaybeDirty.Store(true) // a last, full sync
 	err := db.syncRound()
+	err = errors.Join(err, db.syncer.close())
 	if cerr := db.bdb.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
@@ -343,13 +358,18 @@ func (db *DB) commit(ctx context.Context, fn func(*Txn) error, durable bool) err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		wrote, fnErr, commitErr := db.attempt(fn)
+		wrote, toVlog, fnErr, commitErr := db.attempt(fn)
 		if fnErr != nil {
 			return fnErr
 		}
 		if commitErr == nil {
 			if !wrote {
 				return nil
+			}
+			if toVlog {
+				// After the commit, so that every round that starts
+				// after this one's wait syncs the value log too.
+				db.vlogMaybeDirty.Store(true)
 			}
 			db.commits.Add(1)
 			if db.dir == "" || !durable {
@@ -370,14 +390,14 @@ func (db *DB) commit(ctx context.Context, fn func(*Txn) error, durable bool) err
 }
 
 // attempt runs fn once in a fresh transaction and commits it.
-func (db *DB) attempt(fn func(*Txn) error) (wrote bool, fnErr, commitErr error) {
+func (db *DB) attempt(fn func(*Txn) error) (wrote, toVlog bool, fnErr, commitErr error) {
 	bt := db.bdb.NewTransaction(true)
 	defer bt.Discard()
 	t := &Txn{bt: bt, db: db}
 	if err := fn(t); err != nil {
-		return false, err, nil
+		return false, false, err, nil
 	}
-	return t.wrote, nil, bt.Commit()
+	return t.wrote, t.toVlog, nil, bt.Commit()
 }
 
 // backoff waits a random time that grows with attempt (50 µs doubling, capped
@@ -406,13 +426,23 @@ func (db *DB) View(fn func(*Txn) error) error {
 	})
 }
 
-// syncRound makes every committed write durable; see the package documentation.
+// syncRound makes every committed write durable; see the package
+// documentation. Badger's DB.Sync msyncs the active memtable WAL and the
+// active value log file; but values below valueThreshold never reach the
+// value log, so while no larger value was written since the last full
+// round, syncing the WAL alone (syncActive) makes every commit durable and
+// saves the value log's flush, a second device flush on every round.
 func (db *DB) syncRound() error {
 	if db.dir == "" {
 		return nil
 	}
-	if err := db.bdb.Sync(); err != nil {
-		return err
+	if db.vlogMaybeDirty.Swap(false) {
+		if err := db.bdb.Sync(); err != nil {
+			db.vlogMaybeDirty.Store(true)
+			return err
+		}
+		db.fullSyncs.Add(1)
+		return db.syncer.syncRotated(db.dir)
 	}
-	return db.syncer.syncRotated(db.dir)
+	return db.syncer.syncActive(db.dir)
 }

@@ -18,6 +18,8 @@ type Txn struct {
 	bt    *badger.Txn
 	db    *DB
 	wrote bool
+	// toVlog: a value was large enough for Badger's value log.
+	toVlog bool
 }
 
 // Key builds a namespaced key: the namespace and each part joined by '/', every
@@ -74,6 +76,9 @@ func (t *Txn) set(key []byte, v any, ttl time.Duration) error {
 	val, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding value for %q: %w", key, err)
+	}
+	if len(val) >= valueThreshold {
+		t.toVlog = true
 	}
 	e := badger.NewEntry(bytes.Clone(key), val)
 	if ttl > 0 {
