@@ -41,7 +41,7 @@ type Login struct {
 	Remember bool
 }
 
-// loginRecord is stored under login/<id> with the login TTL.
+// loginRecord is a login in progress, held in the service's loginTable.
 type loginRecord struct {
 	ID      string    `json:"id"`
 	User    string    `json:"user"`
@@ -90,12 +90,14 @@ func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*
 	var out *Login
 	var events []store.Event
 	var changed bool
-	// A login record lost in a crash only expires early, so it does not wait
-	// for the disk; a decision that lets the login in is audited, and waits.
+	var rec loginRecord
+	// The login itself is held in memory (see loginTable); the transaction
+	// writes only when the decision changes the account or lets the login
+	// in, which is audited and waits for the disk.
 	err = s.db.UpdateVolatile(ctx, func(txn *store.Txn) error {
 		events, changed = events[:0], false
 		now := txn.Now()
-		rec := loginRecord{ID: id, User: req.User, Service: req.Service, RHost: req.RHost, TTY: req.TTY,
+		rec = loginRecord{ID: id, User: req.User, Service: req.Service, RHost: req.RHost, TTY: req.TTY,
 			Caller: c.UID, Created: now, Expires: now.Add(st.LoginTTL), Policy: pol.Name}
 		out = &Login{ID: id, Expires: rec.Expires, Policy: pol.Name}
 		u, found, err := loadUser(txn, req.User)
@@ -148,13 +150,16 @@ func (s *Service) StartLogin(ctx context.Context, c Caller, req LoginRequest) (*
 				return err
 			}
 		}
-		return txn.PutTTL(loginKey(id), rec, st.LoginTTL)
+		return nil
 	})
 	if err == nil && (len(events) > 0 || changed) {
 		err = s.db.WaitDurable(ctx)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !rec.Done {
+		s.logins.add(rec, rec.Created)
 	}
 	for _, ev := range events {
 		s.logEvent(ev)
@@ -363,17 +368,22 @@ func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, login
 	var out *Verification
 	var ev store.Event
 	var lockStarted bool
+	var lr loginRecord
+	if loginID != "" {
+		var end func(success bool)
+		var err error
+		if lr, end, err = s.logins.claim(loginID, s.now()); err != nil {
+			return nil, err
+		}
+		// The login is over once a verification succeeded durably.
+		defer func() { end(out != nil && out.Result == ResultOK) }()
+	}
 	err := s.change(ctx, &ev, func(txn *store.Txn) error {
 		now := txn.Now()
 		lockStarted = false
-		var lr loginRecord
 		var pol config.Policy
 		if loginID != "" {
-			found, err := txn.Get(loginKey(loginID), &lr)
-			if err != nil {
-				return err
-			}
-			if !found || lr.Done || !now.Before(lr.Expires) {
+			if !now.Before(lr.Expires) {
 				return ErrLoginExpired
 			}
 			req.User, req.Service, req.RHost = lr.User, lr.Service, lr.RHost
@@ -454,6 +464,7 @@ func (s *Service) decide(ctx context.Context, c Caller, req VerifyRequest, login
 		return nil
 	})
 	if err != nil {
+		out = nil
 		return nil, err
 	}
 	method := out.Method
@@ -507,10 +518,6 @@ func (s *Service) succeeded(txn *store.Txn, pol config.Policy, lr loginRecord, r
 	}
 	if lr.ID == "" {
 		return nil
-	}
-	lr.Done = true
-	if err := txn.PutTTL(loginKey(lr.ID), lr, max(lr.Expires.Sub(now), time.Second)); err != nil {
-		return err
 	}
 	if req.Remember && pol.RememberDevice > 0 {
 		token, err := s.issueDevice(txn, pol, lr)

@@ -306,13 +306,9 @@ func (s *Service) SendLoginSMS(ctx context.Context, c Caller, loginID, phoneID s
 	err = s.change(ctx, &ev, func(txn *store.Txn) error {
 		out, limited = nil, nil
 		h.reset()
-		var lr loginRecord
-		found, err := txn.Get(loginKey(loginID), &lr)
-		if err != nil {
-			return err
-		}
 		now := txn.Now()
-		if !found || lr.Done || !now.Before(lr.Expires) {
+		lr, found := s.logins.get(loginID, now)
+		if !found {
 			return ErrLoginExpired
 		}
 		ev.User, ev.Service, ev.RHost = lr.User, lr.Service, lr.RHost

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -651,5 +652,49 @@ func TestAdminWeakeningTellsTheUser(t *testing.T) {
 	got := note.of("zoe")
 	if len(got) != 2 || !strings.Contains(got[0], "recovery codes") || !strings.Contains(got[1], "removed a second factor") {
 		t.Fatalf("notices = %q", got)
+	}
+}
+
+// A login succeeds once, even when verifications of it race with different
+// valid factors: each one is either the success, refused as a concurrent
+// verification of the same login, or refused because the login is over.
+func TestLoginSucceedsOnceUnderConcurrentVerifications(t *testing.T) {
+	svc, clk := newService(t)
+	ctx := context.Background()
+	secret := enrollTOTP(t, svc, clk, "pat")
+	rc, err := svc.GenerateRecoveryCodes(ctx, service.Internal, "pat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range len(rc.Codes) {
+		l := login(t, svc, "pat", "192.0.2.9", "")
+		if l.Decision != policy.Challenge {
+			t.Fatalf("round %d: decision %q", round, l.Decision)
+		}
+		codes := []string{rc.Codes[round].Reveal(), currentCode(secret, clk)}
+		var wg sync.WaitGroup
+		var ok atomic.Int32
+		for _, code := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				v, err := svc.VerifyLogin(ctx, service.Internal, l.ID, code, "", false)
+				switch {
+				case err == nil && v.Result == service.ResultOK:
+					ok.Add(1)
+				case errors.Is(err, service.ErrConflict), errors.Is(err, service.ErrLoginExpired):
+				default:
+					t.Errorf("round %d: verify = %+v, %v", round, v, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := ok.Load(); n != 1 {
+			t.Fatalf("round %d: %d verifications succeeded, want exactly 1", round, n)
+		}
+		if _, err := svc.VerifyLogin(ctx, service.Internal, l.ID, currentCode(secret, clk), "", false); !errors.Is(err, service.ErrLoginExpired) {
+			t.Fatalf("round %d: verify after the success = %v, want ErrLoginExpired", round, err)
+		}
+		clk.Add(30 * time.Second) // a fresh TOTP step for the next round
 	}
 }

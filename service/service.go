@@ -138,6 +138,8 @@ type Service struct {
 	// and SMS codes are then unavailable).
 	SMS SMSSender
 	sms smsState
+	// logins holds the logins in progress.
+	logins loginTable
 	// GroupsOf resolves a user's groups for policies that match on groups;
 	// nil uses the host's user database (os/user).
 	GroupsOf func(user string) []string
@@ -219,7 +221,6 @@ func ValidateUserName(name string) error {
 //	user/<name>   userRecord: the user's factors and recovery-code hashes
 //	fail/<name>   policy.FailState, also for names that are not users (TTL)
 //	failsrc/<net> policy.SourceState of a source network (TTL)
-//	login/<id>    loginRecord of a login in progress (TTL)
 //	device/<name>/<id>  deviceRecord: a remember-device token (TTL)
 //	seen/<name>/<net>   seenRecord: last second-factor login from a network (TTL)
 //	proof/<id>    proofRecord: a fresh second-factor proof (TTL 5m)
@@ -230,9 +231,11 @@ func ValidateUserName(name string) error {
 //	smsref/<modem>/<ref>    smsRefRecord: a sent part awaiting its delivery report (TTL)
 //	smsrate/<scope>/<subject>/<hour>  int: hourly send counters (TTL)
 //	audit/...     store.Event (TTL = audit retention)
+//
+// Logins in progress are not in the store but in memory (loginTable); keys
+// login/<id> written by earlier versions expire by themselves.
 func userKey(user string) []byte { return store.Key("user", user) }
 func failKey(user string) []byte { return store.Key("fail", user) }
-func loginKey(id string) []byte  { return store.Key("login", id) }
 func auditEvent(c Caller, user, action string) store.Event {
 	return store.Event{User: user, Action: action, CallerUID: c.UID}
 }

@@ -186,11 +186,8 @@ func (s *Service) VerifyLoginU2F(ctx context.Context, c Caller, loginID string) 
 	var lr loginRecord
 	var handles [][]byte
 	err := s.db.View(func(txn *store.Txn) error {
-		found, err := txn.Get(loginKey(loginID), &lr)
-		if err != nil {
-			return err
-		}
-		if !found || lr.Done || !txn.Now().Before(lr.Expires) {
+		var found bool
+		if lr, found = s.logins.get(loginID, txn.Now()); !found {
 			return ErrLoginExpired
 		}
 		u, _, err := loadUser(txn, lr.User)
