@@ -1,6 +1,7 @@
 package pam
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode"
@@ -58,9 +61,10 @@ const (
 )
 
 type httpAnswer struct {
-	RC     int       `json:"rc"`
-	Status int       `json:"status"`
-	Body   hexString `json:"body"`
+	RC       int       `json:"rc"`
+	Status   int       `json:"status"`
+	Reusable int       `json:"reusable"`
+	Body     hexString `json:"body"`
 }
 
 type loginAnswer struct {
@@ -178,6 +182,32 @@ func TestHTTPParse(t *testing.T) {
 			callHarness(t, 'h', []byte(tc.in), &a)
 			if a.RC != tc.rc || a.Status != tc.status || string(a.Body) != tc.body {
 				t.Errorf("got rc %d status %d body %q; want rc %d status %d body %q", a.RC, a.Status, a.Body, tc.rc, tc.status, tc.body)
+			}
+		})
+	}
+	// Whether the connection can carry another request after the answer.
+	reuse := []struct {
+		name string
+		in   string
+		want int
+	}{
+		{"length-framed", ok + "Content-Length: 2\r\n\r\n{}", 1},
+		{"no body", "HTTP/1.1 204 No Content\r\n\r\n", 1},
+		{"connection: close", ok + "Connection: close\r\nContent-Length: 2\r\n\r\n{}", 0},
+		{"close in a token list", ok + "Connection: Upgrade, CLOSE\r\nContent-Length: 2\r\n\r\n{}", 0},
+		{"keep-alive token", ok + "Connection: keep-alive\r\nContent-Length: 2\r\n\r\n{}", 1},
+		{"a token that only contains close", ok + "Connection: closed\r\nContent-Length: 2\r\n\r\n{}", 1},
+		{"http/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", 0},
+		{"data after the body", ok + "Content-Length: 2\r\n\r\n{}HTTP/1.1", 0},
+		{"chunked", ok + "Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n", 0},
+		{"ended by eof", ok + "Content-Type: text/plain\r\n\r\nbody", 0},
+	}
+	for _, tc := range reuse {
+		t.Run("reusable/"+tc.name, func(t *testing.T) {
+			var a httpAnswer
+			callHarness(t, 'h', []byte(tc.in), &a)
+			if a.RC != parseOK || a.Reusable != tc.want {
+				t.Errorf("rc %d reusable %d, want reusable %d", a.RC, a.Reusable, tc.want)
 			}
 		})
 	}
@@ -386,6 +416,21 @@ func roundtrip(t *testing.T, socket string, timeoutMS int, path, body string) ht
 	return a
 }
 
+// keepAnswer is the harness's answer to round trips over a kept connection.
+type keepAnswer struct {
+	RC   []int `json:"rc"` // status, or -error, per trip
+	Kept int   `json:"kept"`
+}
+
+// keepTrips runs n round trips over one kept connection through the harness.
+func keepTrips(t *testing.T, socket string, n int, path, body string) keepAnswer {
+	t.Helper()
+	var a keepAnswer
+	req := fmt.Sprintf("%s\x00%d\x00%d\x00%d\x00%s\x00%s", socket, 10000, 4294967295, n, path, body)
+	callHarness(t, 'k', []byte(req), &a)
+	return a
+}
+
 // listen returns a Unix socket listener in a fresh directory.
 func listen(t *testing.T) (net.Listener, string) {
 	t.Helper()
@@ -453,6 +498,68 @@ func TestRoundTrip(t *testing.T) {
 		a = roundtrip(t, sock, 10000, "/big", `{}`)
 		if a.RC != errOK || a.Status != 200 || len(a.Body) != 40<<10+30 {
 			t.Errorf("chunked answer: rc %d status %d, %d bytes", a.RC, a.Status, len(a.Body))
+		}
+	})
+
+	t.Run("kept connection", func(t *testing.T) {
+		l, sock := listen(t)
+		var conns, reqs atomic.Int32
+		var closes []bool
+		var mu sync.Mutex
+		srv := &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				reqs.Add(1)
+				mu.Lock()
+				closes = append(closes, r.Close)
+				mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `{}`)
+			}),
+			ConnState: func(_ net.Conn, st http.ConnState) {
+				if st == http.StateNew {
+					conns.Add(1)
+				}
+			},
+		}
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Close() })
+		k := keepTrips(t, sock, 3, "/v1/login", `{"user":"pat"}`)
+		if fmt.Sprint(k.RC) != "[200 200 200]" || k.Kept != 1 {
+			t.Fatalf("trips %v kept %d", k.RC, k.Kept)
+		}
+		if n := conns.Load(); n != 1 {
+			t.Errorf("%d connections for three requests, want 1", n)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if fmt.Sprint(closes) != "[false false false]" {
+			t.Errorf("requests asked to close the connection: %v", closes)
+		}
+	})
+
+	t.Run("kept connection closed by the daemon", func(t *testing.T) {
+		// The daemon answers and then closes the connection, saying nothing
+		// (as when it closes an idle one): every request still gets through,
+		// once, on a new connection.
+		l, sock := listen(t)
+		var conns, reqs atomic.Int32
+		serveRaw(l, func(c net.Conn) {
+			conns.Add(1)
+			r, err := http.ReadRequest(bufio.NewReader(c))
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, r.Body)
+			reqs.Add(1)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+		})
+		k := keepTrips(t, sock, 4, "/v1/login/abc/verify", `{"code":"123456"}`)
+		if fmt.Sprint(k.RC) != "[200 200 200 200]" {
+			t.Fatalf("trips %v", k.RC)
+		}
+		if r, c := reqs.Load(), conns.Load(); r != 4 || c != 4 {
+			t.Errorf("%d requests over %d connections, want 4 over 4", r, c)
 		}
 	})
 

@@ -7,7 +7,7 @@
  * length and that many bytes, and answers each with one line of JSON in
  * which byte strings are hex-encoded:
  *
- *	h  raw HTTP response     {"rc":0|1|-1,"status":N,"body":"hex"} (parsed as after EOF;
+ *	h  raw HTTP response     {"rc":0|1|-1,"status":N,"reusable":0|1,"body":"hex"} (parsed as after EOF;
  *	                          also checks that parsing the bytes as they arrive agrees)
  *	l  login body            {"rc":0|-1,"decision":N,"methods":N,"default":N,"login_id":"hex",...}
  *	v  verify body           {"rc":..,"result":N,...}
@@ -17,6 +17,9 @@
  *	t  text to check         {"valid":0|1}
  *	r  round trip: socket NUL timeout_ms NUL trusted_uid NUL path NUL body
  *	                         {"rc":mfad_err,"status":N,"body":"hex"}
+ *	k  round trips over one kept connection: socket NUL timeout_ms NUL
+ *	   trusted_uid NUL count NUL path NUL body
+ *	                         {"rc":[status, or -mfad_err, per trip],"kept":0|1}
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -78,12 +81,14 @@ static void do_http(const char *data, size_t len)
 	int rc = mfad_http_parse(data, len, 1, &r);
 	struct mfad_http_response more;
 	int rc_more = mfad_http_parse(data, len, 0, &more);
+	int reusable = 0;
 	/* Without EOF the answer may only be "more" where EOF says error/ok. */
 	if (rc_more == MFAD_PARSE_OK) {
 		if (rc != MFAD_PARSE_OK || more.status != r.status || more.body_len != r.body_len) {
 			fprintf(stderr, "eof changed a complete parse\n");
 			abort();
 		}
+		reusable = more.reusable;
 		mfad_http_response_free(&more);
 	} else if (rc_more == MFAD_PARSE_ERR && rc != MFAD_PARSE_ERR) {
 		fprintf(stderr, "eof turned an error into success\n");
@@ -94,7 +99,7 @@ static void do_http(const char *data, size_t len)
 		abort();
 	}
 	check_incremental(data, len, rc_more, rc_more == MFAD_PARSE_OK ? &r : NULL);
-	printf("{\"rc\":%d,\"status\":%d", rc, rc == MFAD_PARSE_OK ? r.status : 0);
+	printf("{\"rc\":%d,\"status\":%d,\"reusable\":%d", rc, rc == MFAD_PARSE_OK ? r.status : 0, reusable);
 	if (rc == MFAD_PARSE_OK)
 		put_hex("body", r.body, r.body_len);
 	printf("}\n");
@@ -190,6 +195,33 @@ static void do_roundtrip(const char *data, size_t len)
 	mfad_http_response_free(&r);
 }
 
+/* do_keep runs count round trips of path and body over one kept
+ * connection: socket NUL timeout_ms NUL trusted_uid NUL count NUL path NUL
+ * body. */
+static void do_keep(const char *data, size_t len)
+{
+	const char *p = data, *end = data + len;
+	const char *sock = next_field(&p, end), *timeout = next_field(&p, end), *uid = next_field(&p, end),
+		   *count = next_field(&p, end), *path = next_field(&p, end);
+	if (sock == NULL || timeout == NULL || uid == NULL || count == NULL || path == NULL) {
+		printf("{\"rc\":[-1]}\n");
+		return;
+	}
+	struct mfad_conn c = {.socket_path = sock, .timeout_ms = atoi(timeout), .trusted_uid = (uid_t)atol(uid)};
+	struct mfad_keep k;
+	mfad_keep_init(&k);
+	int n = atoi(count);
+	printf("{\"rc\":[");
+	for (int i = 0; i < n; i++) {
+		struct mfad_http_response r;
+		int rc = mfad_roundtrip_keep(&c, &k, path, p, (size_t)(end - p), &r);
+		printf("%s%d", i ? "," : "", rc == MFAD_OK ? r.status : -rc);
+		mfad_http_response_free(&r);
+	}
+	printf("],\"kept\":%d}\n", k.fd >= 0);
+	mfad_keep_close(&k);
+}
+
 int main(void)
 {
 	for (;;) {
@@ -227,6 +259,9 @@ int main(void)
 			break;
 		case 'r':
 			do_roundtrip(data, len);
+			break;
+		case 'k':
+			do_keep(data, len);
 			break;
 		default:
 			return 2;

@@ -350,6 +350,7 @@ int mfad_http_parse(const char *data, size_t len, int eof, struct mfad_http_resp
 	out->status = 0;
 	out->body = NULL;
 	out->body_len = 0;
+	out->reusable = 0;
 	if (len > MFAD_MAX_RESPONSE)
 		return MFAD_PARSE_ERR;
 
@@ -373,7 +374,7 @@ int mfad_http_parse(const char *data, size_t len, int eof, struct mfad_http_resp
 
 	/* Header fields. */
 	long content_length = -1;
-	int chunked = 0, te_seen = 0;
+	int chunked = 0, te_seen = 0, conn_close = 0;
 	size_t pos = (size_t)eol + 2;
 	for (;;) {
 		eol = find_crlf(data, pos, len);
@@ -407,6 +408,12 @@ int mfad_http_parse(const char *data, size_t len, int eof, struct mfad_http_resp
 			if (cl > MFAD_MAX_RESPONSE)
 				return MFAD_PARSE_ERR;
 			content_length = cl;
+		} else if (header_is(h, nl, "connection")) {
+			/* A token list; only "close" matters. */
+			for (size_t i = 0; i + 5 <= vl; i++)
+				if (strncasecmp(v + i, "close", 5) == 0 && (i == 0 || v[i - 1] == ',' || v[i - 1] == ' ') &&
+				    (i + 5 == vl || v[i + 5] == ',' || v[i + 5] == ' '))
+					conn_close = 1;
 		} else if (header_is(h, nl, "transfer-encoding")) {
 			if (te_seen || vl != 7 || strncasecmp(v, "chunked", 7) != 0)
 				return MFAD_PARSE_ERR;
@@ -423,9 +430,12 @@ int mfad_http_parse(const char *data, size_t len, int eof, struct mfad_http_resp
 	if (body == NULL)
 		return MFAD_PARSE_ERR;
 	size_t blen = 0;
+	int reusable = l[7] == '1' && !conn_close;
 	if (status == 204 || status == 304) {
 		blen = 0;
+		reusable = reusable && avail == 0;
 	} else if (chunked) {
+		reusable = 0; /* the daemon frames its small answers by length */
 		int r = parse_chunked(data, pos, len, body, &blen);
 		if (r != MFAD_PARSE_OK) {
 			free(body);
@@ -438,6 +448,7 @@ int mfad_http_parse(const char *data, size_t len, int eof, struct mfad_http_resp
 		}
 		blen = (size_t)content_length;
 		memcpy(body, data + pos, blen);
+		reusable = reusable && avail == blen;
 	} else {
 		/* No framing: the body ends when the daemon closes. */
 		if (!eof) {
@@ -446,11 +457,13 @@ int mfad_http_parse(const char *data, size_t len, int eof, struct mfad_http_resp
 		}
 		blen = avail;
 		memcpy(body, data + pos, blen);
+		reusable = 0;
 	}
 	body[blen] = '\0';
 	out->status = status;
 	out->body = body;
 	out->body_len = blen;
+	out->reusable = reusable;
 	return MFAD_PARSE_OK;
 }
 
@@ -561,49 +574,48 @@ static int valid_path(const char *p)
 	return 1;
 }
 
-int mfad_roundtrip(const struct mfad_conn *c, const char *path, const char *body, size_t body_len,
-		   struct mfad_http_response *out)
+void mfad_keep_init(struct mfad_keep *k)
 {
-	out->status = 0;
-	out->body = NULL;
-	out->body_len = 0;
-	if (!valid_path(path) || strlen(path) > 512 || body_len > MFAD_MAX_REQUEST || c->timeout_ms <= 0)
-		return MFAD_E_INVAL;
-	long long deadline = now_ms() + c->timeout_ms;
+	k->fd = -1;
+}
 
-	struct mfad_buf req;
-	mfad_buf_init(&req, MFAD_MAX_REQUEST + 1024);
-	char head[1024];
-	int hn = snprintf(head, sizeof head,
-			  "POST %s HTTP/1.1\r\nHost: mfad\r\n"
-			  "Content-Type: application/json\r\nAccept: application/json\r\n"
-			  "Connection: close\r\nContent-Length: %zu\r\n\r\n",
-			  path, body_len);
-	if (hn < 0 || (size_t)hn >= sizeof head || mfad_buf_add(&req, head, (size_t)hn) < 0 ||
-	    mfad_buf_add(&req, body, body_len) < 0) {
-		mfad_buf_wipe(&req);
-		return MFAD_E_NOMEM;
-	}
+void mfad_keep_close(struct mfad_keep *k)
+{
+	if (k->fd >= 0)
+		close(k->fd);
+	k->fd = -1;
+}
 
-	int fd = -1;
-	int err = connect_socket(c, deadline, &fd);
-	if (err != MFAD_OK) {
-		mfad_buf_wipe(&req);
-		return err;
-	}
+/* still_open reports whether a kept connection can carry a request: the
+ * daemon has neither closed it (readable: EOF) nor sent anything unasked. */
+static int still_open(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int r;
+	do
+		r = poll(&p, 1, 0);
+	while (r < 0 && errno == EINTR);
+	return r == 0;
+}
 
-	/* Send the request. If the daemon hangs up early it may still have
-	 * answered (an error), so a failed send falls through to reading. */
+/* exchange sends req on fd and reads one answer. *nothing is set when the
+ * daemon closed the connection without sending a byte. *reusable tells
+ * whether fd can carry another request. */
+static int exchange(int fd, const struct mfad_buf *req, long long deadline, struct mfad_http_response *out,
+		    int *nothing, int *reusable)
+{
+	*nothing = 0;
+	*reusable = 0;
+	/* If the daemon hangs up early it may still have answered (an error),
+	 * so a failed send falls through to reading. */
 	size_t sent = 0;
-	while (sent < req.len) {
+	while (sent < req->len) {
 		int w = wait_fd(fd, POLLOUT, deadline);
-		if (w == 0) {
-			err = MFAD_E_TIMEOUT;
-			break;
-		}
+		if (w == 0)
+			return MFAD_E_TIMEOUT;
 		if (w < 0)
 			break;
-		ssize_t n = send(fd, req.data + sent, req.len - sent, MSG_NOSIGNAL);
+		ssize_t n = send(fd, req->data + sent, req->len - sent, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -611,23 +623,17 @@ int mfad_roundtrip(const struct mfad_conn *c, const char *path, const char *body
 		}
 		sent += (size_t)n;
 	}
-	mfad_buf_wipe(&req);
-	if (err != MFAD_OK) {
-		close(fd);
-		return err;
-	}
 
 	char *rbuf = malloc(MFAD_MAX_RESPONSE);
-	if (rbuf == NULL) {
-		close(fd);
+	if (rbuf == NULL)
 		return MFAD_E_NOMEM;
-	}
 	size_t rlen = 0;
-	err = MFAD_E_IO;
+	int err = MFAD_E_IO;
 	for (;;) {
 		if (rlen > 0) {
 			int p = mfad_http_parse(rbuf, rlen, 0, out);
 			if (p == MFAD_PARSE_OK) {
+				*reusable = out->reusable;
 				err = MFAD_OK;
 				break;
 			}
@@ -656,6 +662,7 @@ int mfad_roundtrip(const struct mfad_conn *c, const char *path, const char *body
 			/* A peer that hangs up without reading our request resets
 			 * the connection after its answer: treat that as the end. */
 			if (errno != ECONNRESET || rlen == 0) {
+				*nothing = rlen == 0;
 				err = MFAD_E_IO;
 				break;
 			}
@@ -663,6 +670,7 @@ int mfad_roundtrip(const struct mfad_conn *c, const char *path, const char *body
 		}
 		if (n == 0) {
 			if (rlen == 0) {
+				*nothing = 1;
 				err = MFAD_E_IO;
 			} else {
 				int p = mfad_http_parse(rbuf, rlen, 1, out);
@@ -672,8 +680,72 @@ int mfad_roundtrip(const struct mfad_conn *c, const char *path, const char *body
 		}
 		rlen += (size_t)n;
 	}
+	explicit_bzero(rbuf, rlen);
 	free(rbuf);
-	close(fd);
+	return err;
+}
+
+int mfad_roundtrip(const struct mfad_conn *c, const char *path, const char *body, size_t body_len,
+		   struct mfad_http_response *out)
+{
+	return mfad_roundtrip_keep(c, NULL, path, body, body_len, out);
+}
+
+int mfad_roundtrip_keep(const struct mfad_conn *c, struct mfad_keep *k, const char *path, const char *body,
+			size_t body_len, struct mfad_http_response *out)
+{
+	out->status = 0;
+	out->body = NULL;
+	out->body_len = 0;
+	out->reusable = 0;
+	if (!valid_path(path) || strlen(path) > 512 || body_len > MFAD_MAX_REQUEST || c->timeout_ms <= 0)
+		return MFAD_E_INVAL;
+	long long deadline = now_ms() + c->timeout_ms;
+
+	struct mfad_buf req;
+	mfad_buf_init(&req, MFAD_MAX_REQUEST + 1024);
+	char head[1024];
+	int hn = snprintf(head, sizeof head,
+			  "POST %s HTTP/1.1\r\nHost: mfad\r\n"
+			  "Content-Type: application/json\r\nAccept: application/json\r\n"
+			  "%sContent-Length: %zu\r\n\r\n",
+			  path, k == NULL ? "Connection: close\r\n" : "", body_len);
+	if (hn < 0 || (size_t)hn >= sizeof head || mfad_buf_add(&req, head, (size_t)hn) < 0 ||
+	    mfad_buf_add(&req, body, body_len) < 0) {
+		mfad_buf_wipe(&req);
+		return MFAD_E_NOMEM;
+	}
+
+	int fd = -1, reused = 0, err;
+	if (k != NULL && k->fd >= 0) {
+		if (still_open(k->fd)) {
+			fd = k->fd;
+			reused = 1;
+		} else {
+			close(k->fd);
+		}
+		k->fd = -1;
+	}
+	for (;;) {
+		if (fd < 0 && (err = connect_socket(c, deadline, &fd)) != MFAD_OK)
+			break;
+		int nothing, reusable;
+		err = exchange(fd, &req, deadline, out, &nothing, &reusable);
+		if (err != MFAD_OK && reused && nothing) {
+			/* The daemon closed the kept connection before reading
+			 * the request: send it on a new one. */
+			close(fd);
+			fd = -1;
+			reused = 0;
+			continue;
+		}
+		if (err == MFAD_OK && k != NULL && reusable)
+			k->fd = fd;
+		else
+			close(fd);
+		break;
+	}
+	mfad_buf_wipe(&req);
 	return err;
 }
 

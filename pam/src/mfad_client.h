@@ -67,6 +67,10 @@ struct mfad_http_response {
 	int status;
 	char *body;
 	size_t body_len;
+	/* reusable: the connection can carry another request (HTTP/1.1, no
+	 * "Connection: close", a body framed by Content-Length or absent, and
+	 * nothing after it). */
+	int reusable;
 };
 
 void mfad_http_response_free(struct mfad_http_response *r);
@@ -100,6 +104,25 @@ struct mfad_conn {
  * a code, is wiped before returning. */
 int mfad_roundtrip(const struct mfad_conn *c, const char *path, const char *body, size_t body_len,
 		   struct mfad_http_response *out);
+
+/* A connection kept open between the round trips of one authentication,
+ * so that the daemon does not accept, identify and set up a new one for
+ * each request. fd is -1 when none is open. */
+struct mfad_keep {
+	int fd;
+};
+
+void mfad_keep_init(struct mfad_keep *k);
+void mfad_keep_close(struct mfad_keep *k);
+
+/* mfad_roundtrip_keep is mfad_roundtrip over k's connection when it is
+ * still open (the daemon closes idle ones), otherwise over a new one, which
+ * k then keeps if the answer allows. A request sent on a kept connection
+ * that the daemon closed before answering anything is sent once more on a
+ * new connection: the daemon answers every request it read, so an empty
+ * close means the request was never read. */
+int mfad_roundtrip_keep(const struct mfad_conn *c, struct mfad_keep *k, const char *path, const char *body,
+			size_t body_len, struct mfad_http_response *out);
 
 /* Login decisions. */
 enum mfad_decision {

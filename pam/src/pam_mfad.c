@@ -58,6 +58,8 @@ struct auth {
 	int flags;
 	const struct opts *o;
 	struct mfad_conn conn;
+	/* The connection kept open between the calls of this authentication. */
+	struct mfad_keep keep;
 	const char *user;
 	const char *service;
 	const char *rhost;
@@ -188,7 +190,7 @@ static int call(struct auth *a, const char *path, struct mfad_buf *body, int tim
 {
 	struct mfad_conn c = a->conn;
 	c.timeout_ms = timeout_ms;
-	int e = mfad_roundtrip(&c, path, body->data ? body->data : "{}", body->data ? body->len : 2, r);
+	int e = mfad_roundtrip_keep(&c, &a->keep, path, body->data ? body->data : "{}", body->data ? body->len : 2, r);
 	mfad_buf_wipe(body);
 	return e;
 }
@@ -656,6 +658,7 @@ MFAD_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	if (a == NULL)
 		return PAM_BUF_ERR;
 	a->pamh = pamh;
+	mfad_keep_init(&a->keep);
 	a->flags = flags;
 	a->o = &o;
 	a->user = user;
@@ -676,6 +679,7 @@ MFAD_EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, con
 	if (rc < 0)
 		rc = challenge(a);
 	debug(a, "user %s: %s", user, pam_strerror(pamh, rc));
+	mfad_keep_close(&a->keep);
 	explicit_bzero(a, sizeof *a);
 	free(a);
 	return rc;
