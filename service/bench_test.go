@@ -62,3 +62,54 @@ func BenchmarkVerifyDurable(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifications/s")
 }
+
+// BenchmarkLoginDurable measures what one PAM authentication asks of the
+// service, one at a time: StartLogin for a remote login, then VerifyLogin
+// with the user's TOTP code, on an on-disk store where the verification
+// waits for its fsync. Users have their automatically generated recovery
+// codes, as in production.
+//
+//	go test -run '^$' -bench LoginDurable -benchtime 2000x ./service/
+func BenchmarkLoginDurable(b *testing.B) {
+	cfg := config.Default(config.Env{UID: 0})
+	master := bytes.Repeat([]byte{1}, 32)
+	db, err := store.Open(store.Options{Dir: b.TempDir(), MasterKey: master})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	svc, err := service.New(db, store.DeriveKey(master, "r"), service.SettingsFrom(cfg), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	p := otp.Params{Digits: 6, Period: 30 * time.Second, Algorithm: otp.SHA1}
+	const users = 4000
+	secrets := make([]otp.Secret, users)
+	for i := range users {
+		e, err := svc.EnrollTOTP(ctx, service.Internal, fmt.Sprint("u", i), "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := svc.ConfirmTOTP(ctx, service.Internal, fmt.Sprint("u", i), e.FactorID, otp.Code(e.Secret, otp.Counter(time.Now(), p)-1, p)); err != nil {
+			b.Fatal(err)
+		}
+		secrets[i] = e.Secret
+	}
+	if b.N > 2*users {
+		b.Fatalf("at most %d logins (each user logs in with this step's and the next step's code)", 2*users)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		u, off := i%users, i/users
+		l, err := svc.StartLogin(ctx, service.Internal, service.LoginRequest{User: fmt.Sprint("u", u), Service: "sshd", RHost: "192.0.2.7"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		code := otp.Code(secrets[u], otp.Counter(time.Now(), p)+uint64(off), p)
+		v, err := svc.VerifyLogin(ctx, service.Internal, l.ID, code, "", false)
+		if err != nil || v.Result != service.ResultOK {
+			b.Fatalf("login %d: %+v, %v", i, v, err)
+		}
+	}
+}
