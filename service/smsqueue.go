@@ -489,6 +489,22 @@ func (s *Service) claimDueSMS(ctx context.Context, n int) ([]queuedSMS, time.Dur
 		}
 		return nil
 	})
+	if err != nil && len(due) > 0 {
+		// The claim may have committed although the wait for its sync
+		// failed: send what the store shows as claimed by this pass, or it
+		// would stay claimed by nobody until a restart.
+		kept := due[:0]
+		_ = s.db.View(func(txn *store.Txn) error {
+			for _, q := range due {
+				var cur queuedSMS
+				if found, err := txn.Get(smsQueueKey(q.ID), &cur); err == nil && found && cur.Sending && cur.Attempts == q.Attempts {
+					kept = append(kept, q)
+				}
+			}
+			return nil
+		})
+		due = kept
+	}
 	for _, ev := range events {
 		s.logEvent(ev)
 	}
