@@ -561,7 +561,17 @@ func (s *Service) deliverSMS(ctx context.Context, q queuedSMS) (retry bool) {
 			}
 		}
 	}
-	err = s.change(context.WithoutCancel(ctx), &ev, func(txn *store.Txn) error {
+	// The outcome does not hold up the next request's commit (its own
+	// sync round would): it reaches the disk with the next round anyone
+	// waits for, and within smsOutcomeSync in any case. A power loss
+	// before that makes the message go out again after the restart,
+	// audited as a possible duplicate, as a stop in mid-send does.
+	err = s.db.UpdateLazy(context.WithoutCancel(ctx), func(txn *store.Txn) error {
+		e := ev
+		e.Time = txn.Now()
+		if err := txn.Audit(e, s.Settings().AuditRetention); err != nil {
+			return err
+		}
 		if resched != nil {
 			return txn.PutTTL(smsQueueKey(q.ID), *resched, max(q.Deadline.Sub(txn.Now()), time.Second)+time.Hour)
 		}
@@ -580,12 +590,18 @@ func (s *Service) deliverSMS(ctx context.Context, q queuedSMS) (retry bool) {
 			}
 		}
 		return nil
-	})
+	}, smsOutcomeSync)
 	if err != nil {
 		s.log.Error("recording an sms outcome failed", "msg", q.ID, "err", err)
+	} else {
+		s.logEvent(ev)
 	}
 	return resched != nil && err == nil
 }
+
+// smsOutcomeSync bounds the time a message's recorded outcome may stay
+// off the disk (see deliverSMS).
+const smsOutcomeSync = 100 * time.Millisecond
 
 // RecordDelivery records a delivery report (+CDS) from modem for the part
 // with message reference ref: delivered, or failed for good. Reports can

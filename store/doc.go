@@ -35,6 +35,11 @@
 // must treat such an error as "outcome unknown" and fail closed. A sync error is
 // returned to every waiter of that round and logged.
 //
+// UpdateVolatile commits without waiting for the disk (for state whose loss
+// is harmless); UpdateLazy too, but it makes sure a round that began after
+// its commit follows within a bound it is given, so that such writes do not
+// each cost a round of their own while no one else waits.
+//
 // A sync round makes the write-ahead log (WAL) of the active memtable durable
 // with one fdatasync, through a descriptor the store keeps open for it. That
 // is enough because Badger puts values below its ValueThreshold (256 KB, far

@@ -36,7 +36,9 @@ type syncer struct {
 	kick   chan struct{} // capacity 1: "a round is wanted"
 	quit   chan struct{}
 	exited chan struct{}
-	rounds atomic.Uint64
+	// started counts the rounds whose sync has begun, rounds those that
+	// ended; rounds run one at a time, in order.
+	started, rounds atomic.Uint64
 
 	// synced holds the names of rotated-out WAL and value log files already
 	// fsynced, and active the names of the active ones when the directory was
@@ -139,6 +141,7 @@ func (s *syncer) round() {
 	if r == nil {
 		return
 	}
+	s.started.Add(1) // before the sync begins: see UpdateLazy
 	if s.beforeSync != nil {
 		s.beforeSync()
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestGroupCommitSharesSyncs holds the first sync round of the writers until
@@ -347,5 +348,68 @@ func TestLargeValueSyncsValueLog(t *testing.T) {
 		return err
 	}); err != nil || got != big {
 		t.Fatalf("large value after reopen: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestUpdateLazy checks that a lazy commit returns without a sync round of
+// its own, is covered by the next round another writer waits for, and
+// otherwise gets its own round within the bound; and that a bound running
+// out after Close does no harm.
+func TestUpdateLazy(t *testing.T) {
+	db, err := Open(Options{Dir: t.TempDir(), MasterKey: testMasterKey(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	put := func(key string) {
+		t.Helper()
+		if err := db.Update(ctx, func(tx *Txn) error { return tx.Put(Key("t", key), "v") }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lazy := func(key string, within time.Duration) {
+		t.Helper()
+		if err := db.UpdateLazy(ctx, func(tx *Txn) error { return tx.Put(Key("t", key), "v") }, within); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("warm")
+	rounds := db.syncer.rounds.Load()
+
+	// Covered by another writer's round: no round of its own, even after
+	// the bound.
+	lazy("a", 50*time.Millisecond)
+	if got := db.syncer.rounds.Load(); got != rounds {
+		t.Fatalf("a lazy commit ran %d sync rounds before returning", got-rounds)
+	}
+	put("b")
+	rounds = db.syncer.rounds.Load()
+	time.Sleep(200 * time.Millisecond)
+	if got := db.syncer.rounds.Load(); got != rounds {
+		t.Errorf("%d extra rounds for a lazy commit already covered", got-rounds)
+	}
+
+	// Alone: its own round once the bound runs out.
+	lazy("c", 20*time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for db.syncer.rounds.Load() == rounds {
+		if time.Now().After(deadline) {
+			t.Fatal("no sync round after the bound of a lazy commit")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// A bound that runs out after Close.
+	lazy("d", 50*time.Millisecond)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	db = openTestDB(t, db.dir)
+	for _, k := range []string{"a", "b", "c", "d"} {
+		var v string
+		if err := db.View(func(tx *Txn) error { _, err := tx.Get(Key("t", k), &v); return err }); err != nil || v != "v" {
+			t.Errorf("%s after reopen: %q, %v", k, v, err)
+		}
 	}
 }

@@ -332,6 +332,43 @@ func (db *DB) UpdateVolatile(ctx context.Context, fn func(*Txn) error) error {
 	return db.commit(ctx, fn, false)
 }
 
+// UpdateLazy is Update for writes that must reach the disk soon, but need
+// not hold up their caller or take a sync round of their own: it returns
+// once the transaction committed, and the writes are durable once a sync
+// round that began after the commit has ended. Another caller's round
+// usually does that at once; if none has begun within `within`, UpdateLazy
+// asks for one itself. Use it for records whose loss in a power failure
+// within that window is recoverable (an SMS outcome: the message is then
+// sent again, audited as a possible duplicate).
+func (db *DB) UpdateLazy(ctx context.Context, fn func(*Txn) error, within time.Duration) error {
+	leave, err := db.enter()
+	if err != nil {
+		return err
+	}
+	defer leave()
+	var wrote bool
+	err = db.commit(ctx, func(txn *Txn) error {
+		err := fn(txn)
+		wrote = txn.wrote
+		return err
+	}, false)
+	if err != nil || !wrote || db.dir == "" {
+		return err
+	}
+	// A round that has begun may have begun before the commit; the next
+	// one to begin cannot have.
+	after := db.syncer.started.Load() + 1
+	time.AfterFunc(within, func() {
+		if db.syncer.rounds.Load() >= after {
+			return
+		}
+		if err := db.WaitDurable(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
+			db.log.Error("a lazily synced write could not be made durable", "err", err)
+		}
+	})
+	return nil
+}
+
 // WaitDurable returns once every write committed before the call is
 // durable (a group sync that started after the call has finished).
 func (db *DB) WaitDurable(ctx context.Context) error {
