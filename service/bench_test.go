@@ -20,33 +20,10 @@ import (
 //
 //	go test -run '^$' -bench VerifyDurable -cpu 32 ./service/
 func BenchmarkVerifyDurable(b *testing.B) {
-	cfg := config.Default(config.Env{UID: 0})
-	master := bytes.Repeat([]byte{1}, 32)
-	db, err := store.Open(store.Options{Dir: b.TempDir(), MasterKey: master})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	st := service.SettingsFrom(cfg)
-	st.Lockout.MaxFailures = 100
-	svc, err := service.New(db, store.DeriveKey(master, "r"), st, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	p := otp.Params{Digits: 6, Period: 30 * time.Second, Algorithm: otp.SHA1}
 	const users = 2000
-	secrets := make([]otp.Secret, users)
-	for i := range users {
-		e, err := svc.EnrollTOTP(ctx, service.Internal, fmt.Sprint("u", i), "")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := svc.ConfirmTOTP(ctx, service.Internal, fmt.Sprint("u", i), e.FactorID, otp.Code(e.Secret, otp.Counter(time.Now(), p)-1, p)); err != nil {
-			b.Fatal(err)
-		}
-		secrets[i] = e.Secret
-	}
+	svc, secrets := durableBenchService(b, users, func(st *service.Settings) { st.Lockout.MaxFailures = 100 })
+	ctx := context.Background()
+	p := benchParams
 	var next atomic.Int64
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -71,31 +48,10 @@ func BenchmarkVerifyDurable(b *testing.B) {
 //
 //	go test -run '^$' -bench LoginDurable -benchtime 2000x ./service/
 func BenchmarkLoginDurable(b *testing.B) {
-	cfg := config.Default(config.Env{UID: 0})
-	master := bytes.Repeat([]byte{1}, 32)
-	db, err := store.Open(store.Options{Dir: b.TempDir(), MasterKey: master})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	svc, err := service.New(db, store.DeriveKey(master, "r"), service.SettingsFrom(cfg), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	p := otp.Params{Digits: 6, Period: 30 * time.Second, Algorithm: otp.SHA1}
 	const users = 4000
-	secrets := make([]otp.Secret, users)
-	for i := range users {
-		e, err := svc.EnrollTOTP(ctx, service.Internal, fmt.Sprint("u", i), "")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := svc.ConfirmTOTP(ctx, service.Internal, fmt.Sprint("u", i), e.FactorID, otp.Code(e.Secret, otp.Counter(time.Now(), p)-1, p)); err != nil {
-			b.Fatal(err)
-		}
-		secrets[i] = e.Secret
-	}
+	svc, secrets := durableBenchService(b, users, nil)
+	ctx := context.Background()
+	p := benchParams
 	if b.N > 2*users {
 		b.Fatalf("at most %d logins (each user logs in with this step's and the next step's code)", 2*users)
 	}
@@ -112,4 +68,42 @@ func BenchmarkLoginDurable(b *testing.B) {
 			b.Fatalf("login %d: %+v, %v", i, v, err)
 		}
 	}
+}
+
+// benchParams are the TOTP parameters of the benchmark users.
+var benchParams = otp.Params{Digits: 6, Period: 30 * time.Second, Algorithm: otp.SHA1}
+
+// durableBenchService returns a service on an on-disk store with group
+// commit, with users users u0, u1, ... each holding a confirmed TOTP factor
+// (confirmed with the previous step's code), and their secrets.
+func durableBenchService(b *testing.B, users int, tune func(*service.Settings)) (*service.Service, []otp.Secret) {
+	b.Helper()
+	master := bytes.Repeat([]byte{1}, 32)
+	db, err := store.Open(store.Options{Dir: b.TempDir(), MasterKey: master})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	st := service.SettingsFrom(config.Default(config.Env{UID: 0}))
+	if tune != nil {
+		tune(&st)
+	}
+	svc, err := service.New(db, store.DeriveKey(master, "r"), st, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	p := benchParams
+	secrets := make([]otp.Secret, users)
+	for i := range users {
+		e, err := svc.EnrollTOTP(ctx, service.Internal, fmt.Sprint("u", i), "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := svc.ConfirmTOTP(ctx, service.Internal, fmt.Sprint("u", i), e.FactorID, otp.Code(e.Secret, otp.Counter(time.Now(), p)-1, p)); err != nil {
+			b.Fatal(err)
+		}
+		secrets[i] = e.Secret
+	}
+	return svc, secrets
 }

@@ -237,15 +237,8 @@ func (s *Service) startSMS(h *smsHandoff, err error) {
 	if h.run != nil {
 		r, q := h.run, h.q
 		h.run = nil
-		if q != nil && err != nil {
-			found := false
-			if verr := s.db.View(func(txn *store.Txn) error {
-				var err error
-				found, err = txn.Get(smsQueueKey(q.ID), new(queuedSMS))
-				return err
-			}); verr != nil || !found {
-				q = nil
-			}
+		if q != nil && err != nil && len(s.claimedInStore([]queuedSMS{*q})) == 0 {
+			q = nil
 		}
 		if q == nil {
 			<-r.slots
@@ -271,6 +264,24 @@ func (s *Service) startSMS(h *smsHandoff, err error) {
 		s.sms.backlog.Store(true)
 		s.wakeSMS()
 	}
+}
+
+// claimedInStore returns the messages of qs that the store holds as
+// claimed for exactly that attempt: after a transaction that claimed them
+// returned an error, these are the ones whose claim was committed anyway
+// (only the wait for the disk failed) and which must still be sent.
+func (s *Service) claimedInStore(qs []queuedSMS) []queuedSMS {
+	var kept []queuedSMS
+	_ = s.db.View(func(txn *store.Txn) error {
+		for _, q := range qs {
+			var cur queuedSMS
+			if found, err := txn.Get(smsQueueKey(q.ID), &cur); err == nil && found && cur.Sending && cur.Attempts == q.Attempts {
+				kept = append(kept, q)
+			}
+		}
+		return nil
+	})
+	return kept
 }
 
 // smsWorkerDone gives a worker's slot back. The dispatcher is woken when
@@ -493,17 +504,7 @@ func (s *Service) claimDueSMS(ctx context.Context, n int) ([]queuedSMS, time.Dur
 		// The claim may have committed although the wait for its sync
 		// failed: send what the store shows as claimed by this pass, or it
 		// would stay claimed by nobody until a restart.
-		kept := due[:0]
-		_ = s.db.View(func(txn *store.Txn) error {
-			for _, q := range due {
-				var cur queuedSMS
-				if found, err := txn.Get(smsQueueKey(q.ID), &cur); err == nil && found && cur.Sending && cur.Attempts == q.Attempts {
-					kept = append(kept, q)
-				}
-			}
-			return nil
-		})
-		due = kept
+		due = s.claimedInStore(due)
 	}
 	for _, ev := range events {
 		s.logEvent(ev)
