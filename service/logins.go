@@ -111,7 +111,7 @@ func (t *loginTable) claim(id string, now time.Time) (rec loginRecord, end func(
 	}, nil
 }
 
-// len returns the number of logins held, for tests and status.
+// len returns the number of logins held (for tests).
 func (t *loginTable) len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
